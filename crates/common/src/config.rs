@@ -1,0 +1,164 @@
+//! Reading settings from the environment: every service reads all of its settings once, at start-up,
+//! through an [`Env`], and refuses to start with a message naming the variable when one is bad.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use url::Url;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("invalid value {value:?} for {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, value: impl Into<String>, reason: impl Display) -> Self {
+        Self {
+            var,
+            value: value.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Where settings come from: the process environment, or a map in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    overrides: Option<HashMap<String, String>>,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn process() -> Self {
+        Self { overrides: None }
+    }
+
+    /// Only the given variables; everything else takes its default.
+    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, String)>) -> Self {
+        let map = pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        Self {
+            overrides: Some(map),
+        }
+    }
+
+    /// The raw value of `var`; an empty value counts as unset.
+    pub fn get(&self, var: &str) -> Option<String> {
+        let value = match &self.overrides {
+            Some(map) => map.get(var).cloned(),
+            None => std::env::var(var).ok(),
+        };
+        value.filter(|v| !v.is_empty())
+    }
+
+    /// `var` parsed as `T`, or `default` when unset.
+    pub fn parse_or<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.get(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .trim()
+                .parse()
+                .map_err(|err| ConfigError::new(var, raw, err)),
+        }
+    }
+
+    pub fn socket_addr(&self, var: &'static str, default: &str) -> Result<SocketAddr, ConfigError> {
+        let raw = self.get(var).unwrap_or_else(|| default.to_owned());
+        raw.parse()
+            .map_err(|err| ConfigError::new(var, raw.clone(), err))
+    }
+
+    /// An absolute `http`/`https` URL without query or fragment, kept without a trailing slash so
+    /// that paths can be appended and the value compared as a string (an issuer is compared
+    /// exactly).
+    pub fn base_url(&self, var: &'static str, default: &str) -> Result<Url, ConfigError> {
+        let raw = self.get(var).unwrap_or_else(|| default.to_owned());
+        parse_base_url(&raw).map_err(|reason| ConfigError::new(var, raw.clone(), reason))
+    }
+
+    /// A positive number of seconds.
+    pub fn seconds(&self, var: &'static str, default: u64) -> Result<u64, ConfigError> {
+        let value: u64 = self.parse_or(var, default)?;
+        if value == 0 {
+            return Err(ConfigError::new(var, "0", "must be at least 1"));
+        }
+        Ok(value)
+    }
+}
+
+fn parse_base_url(raw: &str) -> Result<Url, &'static str> {
+    let url = Url::parse(raw).map_err(|_| "not an absolute URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https");
+    }
+    if url.host().is_none() {
+        return Err("the URL has no host");
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("the URL must not have a query or a fragment");
+    }
+    if url.path() != "/" {
+        return Err("the URL must not have a path");
+    }
+    Ok(url)
+}
+
+/// `url` as a string without the trailing slash `Url` adds to an empty path.
+pub fn origin_string(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_or_empty() {
+        let env = env(&[("EMPTY", "")]);
+        assert_eq!(env.parse_or("UNSET", 7u64), Ok(7));
+        assert_eq!(env.parse_or("EMPTY", 7u64), Ok(7));
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable() {
+        let err = env(&[("TTL", "five")]).seconds("TTL", 5).unwrap_err();
+        assert_eq!(err.var, "TTL");
+        assert!(err.to_string().contains("TTL"));
+        assert!(env(&[("TTL", "0")]).seconds("TTL", 5).is_err());
+    }
+
+    #[test]
+    fn base_urls_must_be_bare_http_origins() {
+        let ok = env(&[("U", "http://localhost:8081")])
+            .base_url("U", "http://x")
+            .unwrap();
+        assert_eq!(origin_string(&ok), "http://localhost:8081");
+        for bad in [
+            "localhost:8081",
+            "ftp://localhost",
+            "http://localhost:8081/path",
+            "http://localhost:8081/?q=1",
+            "http://localhost:8081/#f",
+        ] {
+            assert!(env(&[("U", bad)]).base_url("U", "http://x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn socket_addresses_are_checked() {
+        assert!(env(&[("A", "0.0.0.0:8080")]).socket_addr("A", "x").is_ok());
+        assert!(env(&[("A", "localhost")]).socket_addr("A", "x").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+use serde::Serialize;
+
+/// The JSON error body every service answers with: the RFC 6749 §5.2 shape, plus the failed step
+/// when the webapp reports an upstream failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub error_description: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+}
+
+impl ErrorBody {
+    pub fn new(error: impl Into<String>, error_description: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            error_description: error_description.into(),
+            step: None,
+        }
+    }
+}

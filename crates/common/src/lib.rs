@@ -1,0 +1,22 @@
+//! What the three services share. Nothing here knows about a particular service: the access-token
+//! claims are the contract between the authorization server and the resource server, the rest is
+//! plumbing (configuration, telemetry, request ids, error bodies, serving, the HTTP client).
+
+pub mod claims;
+pub mod clock;
+pub mod config;
+pub mod error_body;
+pub mod healthcheck;
+pub mod http_client;
+pub mod request_id;
+pub mod scope;
+pub mod service;
+pub mod server;
+pub mod telemetry;
+pub mod user;
+
+pub use claims::AccessTokenClaims;
+pub use clock::{Clock, SystemClock};
+pub use error_body::ErrorBody;
+pub use scope::Scope;
+pub use user::UserName;

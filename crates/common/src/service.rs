@@ -1,0 +1,74 @@
+//! What every service binary does, written once: read the configuration, answer the `healthcheck`
+//! subcommand, install logging, bind, serve until Ctrl-C/SIGTERM.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use crate::config::{ConfigError, Env};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service as the binaries and the all-in-one launcher see it.
+pub trait Service {
+    const NAME: &'static str;
+    type Config: Send + 'static;
+
+    fn config(env: &Env) -> Result<Self::Config, ConfigError>;
+
+    fn listen_addr(config: &Self::Config) -> SocketAddr;
+
+    fn serve(
+        listener: TcpListener,
+        config: Self::Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+}
+
+/// The whole `main` of a service binary.
+pub fn run_main<S: Service>() -> ExitCode {
+    let env = Env::process();
+    let config = match S::config(&env) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("{}: configuration error: {err}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    if std::env::args().nth(1).as_deref() == Some("healthcheck") {
+        return crate::healthcheck::probe(S::listen_addr(&config));
+    }
+    if let Err(err) = crate::telemetry::init(&env) {
+        eprintln!("{}: configuration error: {err}", S::NAME);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("{}: cannot start the async runtime: {err}", S::NAME);
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bind_and_serve::<S>(config, crate::server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(service = S::NAME, error = %err, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Binds the configured address and serves until `shutdown` completes.
+pub async fn bind_and_serve<S: Service>(
+    config: S::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError> {
+    let addr = S::listen_addr(&config);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    tracing::info!(service = S::NAME, %addr, "listening");
+    S::serve(listener, config, shutdown).await
+}
