@@ -1,0 +1,182 @@
+//! The authorization server's operations, composed from the domain rules, the code store, the
+//! signing key and the clock. No HTTP here: the routes parse and map, this decides.
+
+use std::sync::Arc;
+
+use common::request_id::{record_client, record_user};
+use common::{AccessTokenClaims, Clock};
+use jsonwebtoken::Header;
+use serde::Serialize;
+
+use crate::authorize::{self, Granted, Refusal};
+use crate::config::Config;
+use crate::error::{Error, OAuthError};
+use crate::keys::SigningKey;
+use crate::params::Params;
+use crate::store::{new_code, CodeHash, CodeStore, Redemption};
+use crate::token;
+
+pub struct App {
+    pub config: Config,
+    pub signing_key: SigningKey,
+    pub store: Arc<dyn CodeStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: &'static str,
+}
+
+impl App {
+    /// Handles an authorization request; `Ok` is where to redirect the user agent (with a code
+    /// or with an error), `Err` an error the user must see without a redirect.
+    pub async fn authorize(&self, params: &Params) -> Result<String, Error> {
+        let client = &self.config.client;
+        let issuer = &self.config.issuer;
+        match authorize::authorize(params, client, &self.config.resource_server_public_url) {
+            Ok(Granted { grant, state }) => {
+                record_client(&grant.client_id);
+                record_user(grant.user.as_str());
+                let code = new_code();
+                let stored = self
+                    .store
+                    .put(
+                        &CodeHash::of(&code),
+                        grant,
+                        self.clock.now(),
+                        self.config.code_ttl,
+                    )
+                    .await;
+                Ok(match stored {
+                    Ok(()) => {
+                        tracing::info!("authorization code issued");
+                        authorize::success_location(
+                            &client.redirect_uri,
+                            &code,
+                            state.as_deref(),
+                            issuer,
+                        )
+                    }
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot store the authorization code");
+                        let error = OAuthError::new(
+                            crate::error::ErrorCode::TemporarilyUnavailable,
+                            "the authorization server cannot issue codes right now; retry shortly",
+                        );
+                        authorize::error_location(
+                            &client.redirect_uri,
+                            &error,
+                            state.as_deref(),
+                            issuer,
+                        )
+                    }
+                })
+            }
+            Err(Refusal::ByRedirect { error, state }) => {
+                record_client(&client.id);
+                tracing::info!(error = %error, "authorization request refused by redirect");
+                Ok(authorize::error_location(
+                    &client.redirect_uri,
+                    &error,
+                    state.as_deref(),
+                    issuer,
+                ))
+            }
+            Err(Refusal::Direct(error)) => Err(Error::AuthorizeNoRedirect(error)),
+        }
+    }
+
+    /// Handles a token request: authenticates the client, redeems the code once, signs the token.
+    pub async fn token(
+        &self,
+        authorization: Option<&str>,
+        params: &Params,
+    ) -> Result<TokenResponse, Error> {
+        let client = &self.config.client;
+        let credentials =
+            token::presented_credentials(authorization, params).map_err(Error::Token)?;
+        token::authenticate(&credentials, client).map_err(|error| Error::InvalidClient {
+            error,
+            method: credentials.method,
+        })?;
+        record_client(&client.id);
+        let request = token::parse_token_request(params).map_err(Error::Token)?;
+
+        let now = self.clock.now();
+        let grant = match self.store.take(&CodeHash::of(&request.code), now).await? {
+            Redemption::Redeemed(grant) => grant,
+            Redemption::AlreadyRedeemed => {
+                // Tokens already issued from this code are self-contained and live 5 s: they
+                // can't be revoked, a documented choice (DESIGN.md "Authorization codes").
+                tracing::warn!("replayed authorization code refused");
+                return Err(Error::Token(OAuthError::invalid_grant(
+                    "the code was already used",
+                )));
+            }
+            Redemption::Expired => {
+                return Err(Error::Token(OAuthError::invalid_grant(
+                    "the code has expired",
+                )))
+            }
+            Redemption::Unknown => {
+                return Err(Error::Token(OAuthError::invalid_grant("unknown code")))
+            }
+        };
+        record_user(grant.user.as_str());
+        token::check_grant(&grant, &client.id, &request).map_err(Error::Token)?;
+
+        let claims = token::claims_for(
+            &grant,
+            &self.config.issuer,
+            self.clock.since_epoch(),
+            self.config.access_token_ttl,
+        );
+        let access_token = self.sign(&claims)?;
+        tracing::info!(scope = grant.scope.as_str(), "access token issued");
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.config.access_token_ttl.as_secs(),
+            scope: grant.scope.as_str(),
+        })
+    }
+
+    fn sign(&self, claims: &AccessTokenClaims) -> Result<String, Error> {
+        let mut header = Header::new(self.signing_key.algorithm());
+        header.typ = Some(common::claims::ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(self.signing_key.kid().to_owned());
+        Ok(jsonwebtoken::encode(
+            &header,
+            claims,
+            self.signing_key.encoding_key(),
+        )?)
+    }
+
+    /// RFC 8414 metadata.
+    pub fn metadata(&self) -> serde_json::Value {
+        let config = &self.config;
+        let scopes: Vec<&str> = config.client.scopes.iter().map(|s| s.as_str()).collect();
+        serde_json::json!({
+            "issuer": config.issuer,
+            "authorization_endpoint": config.authorization_endpoint(),
+            "token_endpoint": config.token_endpoint(),
+            "jwks_uri": config.jwks_uri(),
+            "scopes_supported": scopes,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "authorization_response_iss_parameter_supported": true,
+        })
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.signing_key.public_jwk()] })
+    }
+}

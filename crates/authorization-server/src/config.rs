@@ -1,0 +1,153 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::config::{origin_string, ConfigError, Env};
+use common::Scope;
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+use crate::client::RegisteredClient;
+
+/// Every setting of the authorization server, read once at start-up (see docs/configuration.md).
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    /// The public URL users and tokens see; never derived from a request's `Host`.
+    pub issuer: String,
+    pub resource_server_public_url: Url,
+    pub client: RegisteredClient,
+    pub signing_algorithm: Algorithm,
+    pub signing_key_file: Option<PathBuf>,
+    pub access_token_ttl: Duration,
+    pub code_ttl: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen_addr: env.socket_addr("AUTHORIZATION_SERVER_LISTEN_ADDR", "127.0.0.1:8081")?,
+            issuer: origin_string(&env.base_url("ISSUER", "http://localhost:8081")?),
+            resource_server_public_url: env
+                .base_url("RESOURCE_SERVER_PUBLIC_URL", "http://localhost:8082")?,
+            client: RegisteredClient {
+                id: env.get("CLIENT_ID").unwrap_or_else(|| "1234".into()),
+                secret: env.get("CLIENT_SECRET").unwrap_or_else(|| "qwerty".into()),
+                redirect_uri: redirect_uri(env)?,
+                scopes: client_scopes(env)?,
+            },
+            signing_algorithm: signing_algorithm(env)?,
+            signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            access_token_ttl: Duration::from_secs(env.seconds("ACCESS_TOKEN_TTL_SECONDS", 5)?),
+            code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
+        })
+    }
+
+    pub fn authorization_endpoint(&self) -> String {
+        format!("{}/authorize", self.issuer)
+    }
+
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+}
+
+/// `SIGNING_ALGORITHM`: `EdDSA` (default), `ES256` or `RS256`. Shared with the resource server,
+/// which accepts only this algorithm.
+pub fn signing_algorithm(env: &Env) -> Result<Algorithm, ConfigError> {
+    const VAR: &str = "SIGNING_ALGORITHM";
+    match env.get(VAR).as_deref() {
+        None | Some("EdDSA") => Ok(Algorithm::EdDSA),
+        Some("ES256") => Ok(Algorithm::ES256),
+        Some("RS256") => Ok(Algorithm::RS256),
+        Some(other) => Err(ConfigError::new(
+            VAR,
+            other,
+            "expected EdDSA, ES256 or RS256",
+        )),
+    }
+}
+
+fn redirect_uri(env: &Env) -> Result<String, ConfigError> {
+    const VAR: &str = "REDIRECT_URI";
+    let raw = env
+        .get(VAR)
+        .unwrap_or_else(|| "http://localhost:8080/callback".into());
+    let url = Url::parse(&raw).map_err(|err| ConfigError::new(VAR, raw.clone(), err))?;
+    if url.fragment().is_some() || !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            VAR,
+            raw,
+            "an absolute http(s) URL without fragment",
+        ));
+    }
+    Ok(raw)
+}
+
+fn client_scopes(env: &Env) -> Result<Vec<Scope>, ConfigError> {
+    const VAR: &str = "CLIENT_SCOPES";
+    let Some(raw) = env.get(VAR) else {
+        return Ok(Scope::ALL.to_vec());
+    };
+    let scopes = raw
+        .split_whitespace()
+        .map(|name| {
+            name.parse::<Scope>()
+                .map_err(|_| ConfigError::new(VAR, raw.clone(), format!("unknown scope {name:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if scopes.is_empty() {
+        return Err(ConfigError::new(VAR, raw, "at least one scope"));
+    }
+    Ok(scopes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(config.issuer, "http://localhost:8081");
+        assert_eq!(config.client.id, "1234");
+        assert_eq!(config.client.redirect_uri, "http://localhost:8080/callback");
+        assert_eq!(config.client.scopes, Scope::ALL);
+        assert_eq!(config.signing_algorithm, Algorithm::EdDSA);
+        assert_eq!(config.access_token_ttl, Duration::from_secs(5));
+        assert_eq!(config.code_ttl, Duration::from_secs(30));
+        assert_eq!(
+            config.jwks_uri(),
+            "http://localhost:8081/.well-known/jwks.json"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, value) in [
+            ("SIGNING_ALGORITHM", "HS256"),
+            ("CLIENT_SCOPES", "current_time admin"),
+            ("REDIRECT_URI", "not a url"),
+            ("ISSUER", "http://localhost:8081/path"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+        ] {
+            let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var);
+        }
+    }
+
+    #[test]
+    fn client_scopes_may_be_narrowed() {
+        let config = Config::from_env(&env(&[("CLIENT_SCOPES", "epoch_time")])).unwrap();
+        assert_eq!(config.client.scopes, [Scope::EpochTime]);
+    }
+}

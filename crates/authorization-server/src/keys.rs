@@ -1,0 +1,264 @@
+//! The signing key: generated at start or read from a PKCS#8 PEM file, with its public half as a
+//! JWK whose `kid` is its RFC 7638 thumbprint, so that every replica given the same key publishes
+//! the same `kid`.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use rand::RngCore;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+/// RSA keys shorter than this are refused (RFC 7518 §3.3).
+const MIN_RSA_BITS: usize = 2048;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the PEM is not a {0} private key: {1}")]
+    Parse(&'static str, String),
+    #[error("cannot generate the key: {0}")]
+    Generate(String),
+    #[error("RSA key of {0} bits; at least {MIN_RSA_BITS} are required")]
+    RsaTooShort(usize),
+    #[error("algorithm {0:?} is not supported; use EdDSA, ES256 or RS256")]
+    Unsupported(Algorithm),
+}
+
+pub struct SigningKey {
+    kid: String,
+    algorithm: Algorithm,
+    encoding_key: EncodingKey,
+    /// The public key's JWK members (`kty`, `crv`, `x`, `y`, `n`, `e`): no private part.
+    public_members: Map<String, Value>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn parse_error(kind: &'static str) -> impl Fn(&dyn std::fmt::Display) -> KeyError {
+    move |err| KeyError::Parse(kind, err.to_string())
+}
+
+impl SigningKey {
+    pub fn generate(algorithm: Algorithm) -> Result<Self, KeyError> {
+        match algorithm {
+            Algorithm::EdDSA => {
+                let mut seed = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut seed);
+                Self::from_ed25519(ed25519_dalek::SigningKey::from_bytes(&seed))
+            }
+            Algorithm::ES256 => {
+                let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+                Self::from_p256(&secret)
+            }
+            Algorithm::RS256 => {
+                let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, MIN_RSA_BITS)
+                    .map_err(|err| KeyError::Generate(err.to_string()))?;
+                Self::from_rsa(&key)
+            }
+            other => Err(KeyError::Unsupported(other)),
+        }
+    }
+
+    /// Reads a private key of `algorithm`'s type: PKCS#8 PEM (what `openssl genpkey` writes);
+    /// also SEC1 for P-256 and PKCS#1 for RSA.
+    pub fn from_pem(algorithm: Algorithm, pem: &str) -> Result<Self, KeyError> {
+        match algorithm {
+            Algorithm::EdDSA => {
+                use ed25519_dalek::pkcs8::DecodePrivateKey;
+                let key = ed25519_dalek::SigningKey::from_pkcs8_pem(pem)
+                    .map_err(|e| parse_error("Ed25519")(&e))?;
+                Self::from_ed25519(key)
+            }
+            Algorithm::ES256 => {
+                use p256::pkcs8::DecodePrivateKey;
+                let secret = p256::SecretKey::from_pkcs8_pem(pem)
+                    .or_else(|_| p256::SecretKey::from_sec1_pem(pem))
+                    .map_err(|e| parse_error("P-256")(&e))?;
+                Self::from_p256(&secret)
+            }
+            Algorithm::RS256 => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                use rsa::pkcs8::DecodePrivateKey;
+                let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+                    .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+                    .map_err(|e| parse_error("RSA")(&e))?;
+                Self::from_rsa(&key)
+            }
+            other => Err(KeyError::Unsupported(other)),
+        }
+    }
+
+    fn from_ed25519(key: ed25519_dalek::SigningKey) -> Result<Self, KeyError> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let der = key
+            .to_pkcs8_der()
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        let public = key.verifying_key().to_bytes();
+        Ok(Self::new(
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_der(der.as_bytes()),
+            json!({ "crv": "Ed25519", "kty": "OKP", "x": b64(&public) }),
+        ))
+    }
+
+    fn from_p256(secret: &p256::SecretKey) -> Result<Self, KeyError> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::pkcs8::EncodePrivateKey;
+        let der = secret
+            .to_pkcs8_der()
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        let point = secret.public_key().to_encoded_point(false);
+        let (Some(x), Some(y)) = (point.x(), point.y()) else {
+            return Err(KeyError::Generate(
+                "the public point is the identity".into(),
+            ));
+        };
+        Ok(Self::new(
+            Algorithm::ES256,
+            EncodingKey::from_ec_der(der.as_bytes()),
+            json!({ "crv": "P-256", "kty": "EC", "x": b64(x), "y": b64(y) }),
+        ))
+    }
+
+    fn from_rsa(key: &rsa::RsaPrivateKey) -> Result<Self, KeyError> {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::traits::PublicKeyParts;
+        let bits = key.size() * 8;
+        if bits < MIN_RSA_BITS {
+            return Err(KeyError::RsaTooShort(bits));
+        }
+        let der = key
+            .to_pkcs1_der()
+            .map_err(|e| KeyError::Generate(e.to_string()))?;
+        Ok(Self::new(
+            Algorithm::RS256,
+            EncodingKey::from_rsa_der(der.as_bytes()),
+            json!({ "e": b64(&key.e().to_bytes_be()), "kty": "RSA", "n": b64(&key.n().to_bytes_be()) }),
+        ))
+    }
+
+    fn new(algorithm: Algorithm, encoding_key: EncodingKey, required_members: Value) -> Self {
+        let public_members = match required_members {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        Self {
+            kid: thumbprint(&public_members),
+            algorithm,
+            encoding_key,
+            public_members,
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    pub fn encoding_key(&self) -> &EncodingKey {
+        &self.encoding_key
+    }
+
+    /// The public JWK (RFC 7517) with `kid`, `alg` and `use`.
+    pub fn public_jwk(&self) -> Value {
+        let mut jwk = self.public_members.clone();
+        jwk.insert("kid".into(), Value::String(self.kid.clone()));
+        jwk.insert("alg".into(), json!(self.algorithm));
+        jwk.insert("use".into(), Value::String("sig".into()));
+        Value::Object(jwk)
+    }
+}
+
+/// The RFC 7638 thumbprint: SHA-256 over the required members, in lexicographic order, without
+/// whitespace. `serde_json`'s map keeps keys sorted, which is exactly that order.
+fn thumbprint(required_members: &Map<String, Value>) -> String {
+    let canonical = Value::Object(required_members.clone()).to_string();
+    b64(&Sha256::digest(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{decode, jwk::Jwk, DecodingKey, Header, Validation};
+
+    use super::*;
+
+    #[test]
+    fn rfc7638_example_thumbprint() {
+        // RFC 7638 §3.1.
+        let members = json!({
+            "e": "AQAB",
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"
+        });
+        let Value::Object(members) = members else {
+            unreachable!()
+        };
+        assert_eq!(
+            thumbprint(&members),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    fn round_trip(key: &SigningKey) {
+        let mut header = Header::new(key.algorithm());
+        header.kid = Some(key.kid().to_owned());
+        let token =
+            jsonwebtoken::encode(&header, &json!({"sub": "alice"}), key.encoding_key()).unwrap();
+        let jwk: Jwk = serde_json::from_value(key.public_jwk()).unwrap();
+        let mut validation = Validation::new(key.algorithm());
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        let decoded = decode::<Value>(&token, &DecodingKey::from_jwk(&jwk).unwrap(), &validation);
+        assert_eq!(decoded.unwrap().claims["sub"], "alice");
+    }
+
+    #[test]
+    fn every_algorithm_signs_what_its_published_jwk_verifies() {
+        for algorithm in [Algorithm::EdDSA, Algorithm::ES256, Algorithm::RS256] {
+            let key = SigningKey::generate(algorithm).unwrap();
+            round_trip(&key);
+            let jwk = key.public_jwk();
+            assert_eq!(jwk["use"], "sig");
+            assert_eq!(jwk["kid"], key.kid());
+            for private in ["d", "p", "q", "dp", "dq", "qi"] {
+                assert!(
+                    jwk.get(private).is_none(),
+                    "{algorithm:?} publishes {private}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_pem_key_has_a_stable_kid() {
+        // `openssl genpkey -algorithm ed25519`
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIB239XB79YpCyor5Y7sVZlrGt5D9ZEu91fFcIVmaYkge\n-----END PRIVATE KEY-----\n";
+        let a = SigningKey::from_pem(Algorithm::EdDSA, pem).unwrap();
+        let b = SigningKey::from_pem(Algorithm::EdDSA, pem).unwrap();
+        assert_eq!(a.kid(), b.kid());
+        assert_eq!(a.public_jwk(), b.public_jwk());
+        round_trip(&a);
+    }
+
+    #[test]
+    fn a_key_of_the_wrong_type_is_refused() {
+        let pem = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIB239XB79YpCyor5Y7sVZlrGt5D9ZEu91fFcIVmaYkge\n-----END PRIVATE KEY-----\n";
+        assert!(SigningKey::from_pem(Algorithm::ES256, pem).is_err());
+        assert!(SigningKey::from_pem(Algorithm::EdDSA, "not a pem").is_err());
+        assert!(SigningKey::generate(Algorithm::HS256).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! Strict parsing of `application/x-www-form-urlencoded` parameters (a query string or a form
+//! body): RFC 6749 §3.1 forbids repeating a parameter, which a map-based extractor would hide.
+
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct Params {
+    values: HashMap<String, Vec<String>>,
+}
+
+/// A parameter appeared more than once.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parameter {0} is repeated")]
+pub struct Repeated(pub String);
+
+impl Params {
+    pub fn parse(raw: &str) -> Self {
+        let mut values: HashMap<String, Vec<String>> = HashMap::new();
+        for (name, value) in form_urlencoded::parse(raw.as_bytes()) {
+            values
+                .entry(name.into_owned())
+                .or_default()
+                .push(value.into_owned());
+        }
+        Self { values }
+    }
+
+    /// The parameter's one value; an empty value counts as absent (RFC 6749 §3.1).
+    pub fn single(&self, name: &str) -> Result<Option<&str>, Repeated> {
+        match self.values.get(name).map(Vec::as_slice) {
+            None => Ok(None),
+            Some([one]) => Ok(Some(one.as_str()).filter(|v| !v.is_empty())),
+            Some(_) => Err(Repeated(name.to_owned())),
+        }
+    }
+
+    /// Every value given for the parameter (for those a standard allows to repeat).
+    pub fn all(&self, name: &str) -> &[String] {
+        self.values.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The first repeated parameter, if any, ignoring those listed in `may_repeat`.
+    pub fn first_repeated(&self, may_repeat: &[&str]) -> Option<Repeated> {
+        let mut names: Vec<&String> = self
+            .values
+            .iter()
+            .filter(|(name, values)| values.len() > 1 && !may_repeat.contains(&name.as_str()))
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        names.first().map(|name| Repeated((*name).clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_and_finds_single_values() {
+        let params = Params::parse("a=1&b=x%20y&c=");
+        assert_eq!(params.single("a"), Ok(Some("1")));
+        assert_eq!(params.single("b"), Ok(Some("x y")));
+        assert_eq!(params.single("c"), Ok(None));
+        assert_eq!(params.single("missing"), Ok(None));
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_reported() {
+        let params = Params::parse("a=1&a=1&r=1&r=2");
+        assert_eq!(params.single("a"), Err(Repeated("a".into())));
+        assert_eq!(params.first_repeated(&["r"]), Some(Repeated("a".into())));
+        assert_eq!(params.first_repeated(&["a", "r"]), None);
+        assert_eq!(params.all("r"), ["1", "2"]);
+    }
+}

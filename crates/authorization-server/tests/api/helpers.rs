@@ -1,0 +1,127 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use authorization_server::{app, router, Config};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::clock::ManualClock;
+use common::config::Env;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+pub const REDIRECT: &str = "http://localhost:8080/callback";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+pub struct TestServer {
+    pub base: String,
+    pub clock: Arc<ManualClock>,
+    pub http: reqwest::Client,
+}
+
+pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
+    let env = Env::from_pairs(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let config = Config::from_env(&env).unwrap();
+    let clock = Arc::new(ManualClock::new(SystemTime::now()));
+    let app = Arc::new(app(config, clock.clone()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestServer { base, clock, http }
+}
+
+pub fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+pub fn authorize_params(scope: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("response_type", "code".into()),
+        ("client_id", "1234".into()),
+        ("redirect_uri", REDIRECT.into()),
+        ("scope", scope.into()),
+        ("state", "st4te".into()),
+        ("code_challenge", challenge(VERIFIER)),
+        ("code_challenge_method", "S256".into()),
+        ("login_hint", "alice".into()),
+    ]
+}
+
+impl TestServer {
+    pub async fn authorize(&self, params: &[(&str, String)]) -> reqwest::Response {
+        self.http
+            .get(format!("{}/authorize", self.base))
+            .query(params)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Runs a valid authorization request and returns the code from the redirect.
+    pub async fn code(&self, scope: &str) -> String {
+        let response = self.authorize(&authorize_params(scope)).await;
+        assert_eq!(response.status(), 302);
+        let (_, query) = location(&response);
+        query
+            .into_iter()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v)
+            .unwrap()
+    }
+
+    pub async fn token_basic(
+        &self,
+        form: &[(&str, &str)],
+        id: &str,
+        secret: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}/token", self.base))
+            .basic_auth(id, Some(secret))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub fn advance(&self, by: Duration) {
+        self.clock.advance(by);
+    }
+}
+
+pub fn redeem_form(code: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("grant_type", "authorization_code".into()),
+        ("code", code.into()),
+        ("redirect_uri", REDIRECT.into()),
+        ("code_verifier", VERIFIER.into()),
+    ]
+}
+
+pub fn as_refs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    form.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// The redirect's URL without query, and its decoded query pairs.
+pub fn location(response: &reqwest::Response) -> (String, Vec<(String, String)>) {
+    let location = response.headers()["location"].to_str().unwrap();
+    let url = url::Url::parse(location).unwrap();
+    let pairs = url.query_pairs().into_owned().collect();
+    let mut bare = url.clone();
+    bare.set_query(None);
+    (bare.to_string(), pairs)
+}
+
+pub fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    response.json().await.unwrap()
+}
