@@ -1,1 +1,64 @@
-pub fn placeholder() {}
+//! The webapp: the OAuth client users call. Every call to `/current_time` or `/epoch_time` runs a
+//! fresh authorization code flow against the authorization server (PKCE S256, `state`, RFC 8707
+//! `resource`, RFC 9207 `iss` check), redeems the code with `client_secret_basic`, and calls the
+//! resource server with the access token. See [`flow`].
+
+pub mod config;
+pub mod error;
+pub mod flow;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use common::config::{ConfigError, Env};
+use common::service::{BoxError, Service};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use error::{Error, SetupError, Step};
+pub use flow::{check_location, check_redirect_query, Flow, RedirectError};
+
+pub const SERVICE_NAME: &str = "webapp";
+
+/// The webapp's routes, with request-id tracking; builds the shared HTTP client.
+pub fn router(config: Config) -> Result<Router, SetupError> {
+    Ok(routes::router(Arc::new(Flow::new(config)?)))
+}
+
+/// Serves the webapp on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BoxError> {
+    let router = router(config)?;
+    common::server::serve(listener, router, shutdown).await?;
+    Ok(())
+}
+
+/// The webapp as the binaries and the all-in-one launcher see it.
+pub struct Webapp;
+
+impl Service for Webapp {
+    const NAME: &'static str = SERVICE_NAME;
+    type Config = Config;
+
+    fn config(env: &Env) -> Result<Config, ConfigError> {
+        Config::from_env(env)
+    }
+
+    fn listen_addr(config: &Config) -> SocketAddr {
+        config.listen_addr
+    }
+
+    fn serve(
+        listener: TcpListener,
+        config: Config,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        serve(listener, config, shutdown)
+    }
+}

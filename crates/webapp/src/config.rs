@@ -1,0 +1,176 @@
+//! The webapp's settings, read and validated once at start-up (see `docs/configuration.md`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::config::{origin_string, ConfigError, Env};
+use common::UserName;
+use url::Url;
+
+#[derive(Clone)]
+pub struct Config {
+    /// `WEBAPP_LISTEN_ADDR`.
+    pub listen_addr: SocketAddr,
+    /// `ISSUER`: the authorization server's public URL, without a trailing slash; the `iss` a
+    /// redirect must carry (RFC 9207), compared exactly.
+    pub issuer: String,
+    /// `AUTHORIZATION_SERVER_URL`: how the webapp reaches `/authorize` and `/token`.
+    pub authorization_server_url: Url,
+    /// `RESOURCE_SERVER_URL`: how the webapp reaches the time endpoints.
+    pub resource_server_url: Url,
+    /// `RESOURCE_SERVER_PUBLIC_URL`: the base of the `resource` indicator (RFC 8707).
+    pub resource_server_public_url: Url,
+    /// `CLIENT_ID`.
+    pub client_id: String,
+    /// `CLIENT_SECRET`; never printed (see the `Debug` impl).
+    pub client_secret: String,
+    /// `REDIRECT_URI`: the registered redirect URI, kept as written since it is compared exactly.
+    pub redirect_uri: String,
+    /// `DEFAULT_USER`: the user of a call that names none.
+    pub default_user: UserName,
+    /// `UPSTREAM_TIMEOUT_MS`: the timeout of every outbound call.
+    pub upstream_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let issuer = origin_string(&env.base_url("ISSUER", "http://localhost:8081")?);
+        let redirect_uri = env
+            .get("REDIRECT_URI")
+            .unwrap_or_else(|| "http://localhost:8080/callback".to_owned());
+        check_redirect_uri(&redirect_uri)
+            .map_err(|reason| ConfigError::new("REDIRECT_URI", redirect_uri.clone(), reason))?;
+        let default_user = env
+            .get("DEFAULT_USER")
+            .unwrap_or_else(|| "alice".to_owned());
+        let default_user = UserName::parse(&default_user)
+            .map_err(|err| ConfigError::new("DEFAULT_USER", default_user.clone(), err))?;
+        let timeout_ms: u64 = env.parse_or("UPSTREAM_TIMEOUT_MS", 3000)?;
+        if timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "UPSTREAM_TIMEOUT_MS",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        Ok(Self {
+            listen_addr: env.socket_addr("WEBAPP_LISTEN_ADDR", "127.0.0.1:8080")?,
+            issuer,
+            authorization_server_url: env
+                .base_url("AUTHORIZATION_SERVER_URL", "http://127.0.0.1:8081")?,
+            resource_server_url: env.base_url("RESOURCE_SERVER_URL", "http://127.0.0.1:8082")?,
+            resource_server_public_url: env
+                .base_url("RESOURCE_SERVER_PUBLIC_URL", "http://localhost:8082")?,
+            client_id: env.get("CLIENT_ID").unwrap_or_else(|| "1234".to_owned()),
+            client_secret: env
+                .get("CLIENT_SECRET")
+                .unwrap_or_else(|| "qwerty".to_owned()),
+            redirect_uri,
+            default_user,
+            upstream_timeout: Duration::from_millis(timeout_ms),
+        })
+    }
+}
+
+/// An absolute `http`/`https` URL without a query or fragment (RFC 6749 §3.1.2 forbids the
+/// fragment; a query would make "the Location without its query" ambiguous).
+fn check_redirect_uri(raw: &str) -> Result<(), &'static str> {
+    let url = Url::parse(raw).map_err(|_| "not an absolute URL")?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("the scheme must be http or https");
+    }
+    if url.host().is_none() {
+        return Err("the URL has no host");
+    }
+    if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
+        return Err("the URL must not have a query or a fragment");
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen_addr", &self.listen_addr)
+            .field("issuer", &self.issuer)
+            .field(
+                "authorization_server_url",
+                &self.authorization_server_url.as_str(),
+            )
+            .field("resource_server_url", &self.resource_server_url.as_str())
+            .field(
+                "resource_server_public_url",
+                &self.resource_server_public_url.as_str(),
+            )
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("default_user", &self.default_user)
+            .field("upstream_timeout", &self.upstream_timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.listen_addr, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.issuer, "http://localhost:8081");
+        assert_eq!(
+            origin_string(&config.authorization_server_url),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            origin_string(&config.resource_server_url),
+            "http://127.0.0.1:8082"
+        );
+        assert_eq!(
+            origin_string(&config.resource_server_public_url),
+            "http://localhost:8082"
+        );
+        assert_eq!(config.client_id, "1234");
+        assert_eq!(config.client_secret, "qwerty");
+        assert_eq!(config.redirect_uri, "http://localhost:8080/callback");
+        assert_eq!(config.default_user.as_str(), "alice");
+        assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
+    }
+
+    #[test]
+    fn the_issuer_loses_its_trailing_slash() {
+        let config = Config::from_env(&env(&[("ISSUER", "http://as.example:9000/")])).unwrap();
+        assert_eq!(config.issuer, "http://as.example:9000");
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, bad) in [
+            ("REDIRECT_URI", "/callback"),
+            ("REDIRECT_URI", "http://localhost:8080/callback?x=1"),
+            ("REDIRECT_URI", "http://localhost:8080/callback#f"),
+            ("REDIRECT_URI", "ftp://localhost/callback"),
+            ("DEFAULT_USER", "al ice"),
+            ("UPSTREAM_TIMEOUT_MS", "0"),
+            ("UPSTREAM_TIMEOUT_MS", "soon"),
+            ("ISSUER", "http://localhost:8081/path"),
+            ("WEBAPP_LISTEN_ADDR", "localhost"),
+        ] {
+            let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var, "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let config = Config::from_env(&env(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
+        assert!(!format!("{config:?}").contains("s3cr3t-value"));
+    }
+}

@@ -1,0 +1,270 @@
+//! Every way a webapp request can fail, and the one place that turns a failure into an HTTP answer.
+//!
+//! Nothing in here ever holds an authorization code, an access token, the client secret or a PKCE
+//! verifier: the bodies and log lines built from these values are safe to show.
+
+use std::fmt;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use common::ErrorBody;
+
+use crate::flow::RedirectError;
+
+/// The step of the flow that failed, reported as `step` in the error body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// `GET /authorize` on the authorization server and the check of its redirect.
+    Authorize,
+    /// `POST /token` on the authorization server.
+    Token,
+    /// The call to the resource server.
+    Resource,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Authorize => "authorize",
+            Step::Token => "token",
+            Step::Resource => "resource",
+        }
+    }
+
+    /// The upstream service this step talks to, for error descriptions.
+    pub fn upstream(self) -> &'static str {
+        match self {
+            Step::Authorize | Step::Token => "authorization server",
+            Step::Resource => "resource server",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller's request is malformed: 400 `invalid_request`.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+
+    /// A redirect that arrived at `/callback`: always refused with 400 (see `routes::callback`).
+    #[error("callback refused: {0}")]
+    Callback(RedirectError),
+
+    /// The upstream could not be reached (connection refused, no route, connect timeout): 503.
+    #[error("{step} step: the {} is unreachable: {detail}", step.upstream())]
+    Unreachable {
+        step: Step,
+        /// For the log only: the transport error, without URLs.
+        detail: String,
+    },
+
+    /// The upstream accepted the connection but did not answer in time: 504.
+    #[error("{step} step: the {} timed out", step.upstream())]
+    TimedOut { step: Step },
+
+    /// The upstream answered with an error or with something we cannot accept: 502, with the
+    /// upstream's error code passed through when it gave one, else `server_error`.
+    #[error("{step} step: {error}: {description}")]
+    Upstream {
+        step: Step,
+        error: String,
+        description: String,
+    },
+}
+
+impl Error {
+    /// A 502 whose error code and description come from the upstream; both are cleaned so that
+    /// they are safe to echo and to log.
+    pub fn upstream(step: Step, error: &str, description: &str) -> Self {
+        let error = clean(error, 64);
+        Error::Upstream {
+            step,
+            error: if error.is_empty() {
+                "server_error".to_owned()
+            } else {
+                error
+            },
+            description: clean(description, 256),
+        }
+    }
+
+    /// A 502 `server_error`: the upstream answered something we refuse.
+    pub fn bad_answer(step: Step, description: impl Into<String>) -> Self {
+        Error::Upstream {
+            step,
+            error: "server_error".to_owned(),
+            description: description.into(),
+        }
+    }
+
+    /// A transport failure of `step`: 503 when no connection could be made, 504 on a timeout,
+    /// 502 for anything else (the connection broke, the answer could not be read).
+    pub fn transport(step: Step, err: &reqwest::Error) -> Self {
+        if err.is_connect() {
+            Error::Unreachable {
+                step,
+                detail: error_chain(err),
+            }
+        } else if err.is_timeout() {
+            Error::TimedOut { step }
+        } else {
+            tracing::warn!(step = step.as_str(), error = %error_chain(err), "upstream call failed");
+            Error::bad_answer(
+                step,
+                format!("the {} answer could not be read", step.upstream()),
+            )
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidRequest(_) | Error::Callback(_) => StatusCode::BAD_REQUEST,
+            Error::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        match self {
+            Error::InvalidRequest(description) => {
+                ErrorBody::new("invalid_request", description.clone())
+            }
+            Error::Callback(RedirectError::Refused { error, description }) => ErrorBody::new(
+                clean(error, 64),
+                description.as_deref().map_or_else(
+                    || "the authorization server refused the request".to_owned(),
+                    |d| clean(d, 256),
+                ),
+            ),
+            Error::Callback(err) => ErrorBody::new("invalid_request", err.to_string()),
+            Error::Unreachable { step, .. } => with_step(
+                ErrorBody::new(
+                    "temporarily_unavailable",
+                    format!("the {} is unreachable", step.upstream()),
+                ),
+                *step,
+            ),
+            Error::TimedOut { step } => with_step(
+                ErrorBody::new(
+                    "temporarily_unavailable",
+                    format!("the {} did not answer in time", step.upstream()),
+                ),
+                *step,
+            ),
+            Error::Upstream {
+                step,
+                error,
+                description,
+            } => with_step(ErrorBody::new(error.clone(), description.clone()), *step),
+        }
+    }
+}
+
+fn with_step(mut body: ErrorBody, step: Step) -> ErrorBody {
+    body.step = Some(step.as_str().to_owned());
+    body
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::warn!(status = status.as_u16(), error = %self, "user call failed");
+        } else {
+            tracing::info!(status = status.as_u16(), error = %self, "request refused");
+        }
+        (status, Json(self.body())).into_response()
+    }
+}
+
+/// Keeps at most `max` characters of the printable ASCII an RFC 6749 error code or description
+/// may hold (§5.2), so an upstream value is safe to echo in a body and to put in a log line.
+pub(crate) fn clean(raw: &str, max: usize) -> String {
+    raw.chars()
+        .filter(|c| matches!(c, ' '..='~'))
+        .take(max)
+        .collect()
+}
+
+/// The error and its sources, without the URL (which may carry query parameters).
+fn error_chain(err: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(err) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    if text.is_empty() {
+        text = "request failed".to_owned();
+    }
+    text
+}
+
+/// Why the service could not be built from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[from] reqwest::Error),
+    #[error("invalid {what} URL: {reason}")]
+    Url { what: &'static str, reason: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_bodies() {
+        let err = Error::TimedOut {
+            step: Step::Resource,
+        };
+        assert_eq!(err.status(), StatusCode::GATEWAY_TIMEOUT);
+        let body = err.body();
+        assert_eq!(body.error, "temporarily_unavailable");
+        assert_eq!(body.step.as_deref(), Some("resource"));
+
+        let err = Error::Unreachable {
+            step: Step::Token,
+            detail: "refused".to_owned(),
+        };
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.body().step.as_deref(), Some("token"));
+
+        let err = Error::upstream(Step::Token, "invalid_grant", "bad\ncode");
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        let body = err.body();
+        assert_eq!(body.error, "invalid_grant");
+        assert_eq!(body.error_description, "badcode");
+
+        let err = Error::upstream(Step::Resource, "", "");
+        assert_eq!(err.body().error, "server_error");
+
+        let err = Error::InvalidRequest("bad user".to_owned());
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.body().step, None);
+    }
+
+    #[test]
+    fn a_refusal_at_the_callback_keeps_the_servers_error() {
+        let err = Error::Callback(RedirectError::Refused {
+            error: "access_denied".to_owned(),
+            description: None,
+        });
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.body().error, "access_denied");
+        let err = Error::Callback(RedirectError::UnknownState);
+        assert_eq!(err.body().error, "invalid_request");
+        assert_eq!(err.body().error_description, "unknown or expired state");
+    }
+}
