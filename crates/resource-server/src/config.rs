@@ -1,0 +1,168 @@
+//! The resource server's settings, read and validated once at start-up (see
+//! `docs/configuration.md`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use common::config::{origin_string, ConfigError, Env};
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8082";
+pub const DEFAULT_ISSUER: &str = "http://localhost:8081";
+pub const DEFAULT_AUTHORIZATION_SERVER_URL: &str = "http://127.0.0.1:8081";
+pub const DEFAULT_RESOURCE_SERVER_PUBLIC_URL: &str = "http://localhost:8082";
+pub const DEFAULT_CLIENT_ID: &str = "1234";
+pub const DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS: u64 = 2;
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 3000;
+
+/// Where the authorization server publishes its keys, relative to `AUTHORIZATION_SERVER_URL`.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen_addr: SocketAddr,
+    /// `ISSUER` exactly as tokens carry it in `iss` (no trailing slash).
+    pub issuer: String,
+    /// Internal URL of the authorization server; the JWKS is fetched from `{this}/.well-known/jwks.json`.
+    pub authorization_server_url: Url,
+    /// Public URL of this server; a token's `aud` is this plus the endpoint path.
+    pub resource_server_public_url: Url,
+    /// The one registered client; a token's `client_id` must equal it.
+    pub client_id: String,
+    /// The only signature algorithm accepted (RFC 8725 §3.1: pinned, never taken from a token).
+    pub algorithm: Algorithm,
+    /// Least time between two JWKS fetches (an unknown `kid` triggers one).
+    pub jwks_refetch_interval: Duration,
+    /// Timeout of every outbound call (the JWKS fetch).
+    pub upstream_timeout: Duration,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let issuer = origin_string(&env.base_url("ISSUER", DEFAULT_ISSUER)?);
+        let algorithm = match env.get("SIGNING_ALGORITHM") {
+            None => Algorithm::EdDSA,
+            Some(raw) => parse_algorithm(raw.trim()).ok_or_else(|| {
+                ConfigError::new(
+                    "SIGNING_ALGORITHM",
+                    raw.clone(),
+                    "expected EdDSA, ES256 or RS256",
+                )
+            })?,
+        };
+        let upstream_timeout_ms: u64 =
+            env.parse_or("UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?;
+        if upstream_timeout_ms == 0 {
+            return Err(ConfigError::new(
+                "UPSTREAM_TIMEOUT_MS",
+                "0",
+                "must be at least 1",
+            ));
+        }
+        let client_id = env
+            .get("CLIENT_ID")
+            .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned());
+        Ok(Self {
+            listen_addr: env.socket_addr("RESOURCE_SERVER_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
+            issuer,
+            authorization_server_url: env
+                .base_url("AUTHORIZATION_SERVER_URL", DEFAULT_AUTHORIZATION_SERVER_URL)?,
+            resource_server_public_url: env.base_url(
+                "RESOURCE_SERVER_PUBLIC_URL",
+                DEFAULT_RESOURCE_SERVER_PUBLIC_URL,
+            )?,
+            client_id,
+            algorithm,
+            jwks_refetch_interval: Duration::from_secs(env.seconds(
+                "JWKS_REFETCH_INTERVAL_SECONDS",
+                DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
+            )?),
+            upstream_timeout: Duration::from_millis(upstream_timeout_ms),
+        })
+    }
+
+    /// The URL of the authorization server's JWKS.
+    pub fn jwks_url(&self) -> String {
+        format!(
+            "{}{JWKS_PATH}",
+            origin_string(&self.authorization_server_url)
+        )
+    }
+}
+
+/// The three algorithms this system supports; anything else (`none`, HMAC, ...) is refused.
+fn parse_algorithm(raw: &str) -> Option<Algorithm> {
+    match raw {
+        "EdDSA" => Some(Algorithm::EdDSA),
+        "ES256" => Some(Algorithm::ES256),
+        "RS256" => Some(Algorithm::RS256),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8082");
+        assert_eq!(config.issuer, "http://localhost:8081");
+        assert_eq!(
+            config.jwks_url(),
+            "http://127.0.0.1:8081/.well-known/jwks.json"
+        );
+        assert_eq!(
+            config.resource_server_public_url.as_str(),
+            "http://localhost:8082/"
+        );
+        assert_eq!(config.client_id, "1234");
+        assert_eq!(config.algorithm, Algorithm::EdDSA);
+        assert_eq!(config.jwks_refetch_interval, Duration::from_secs(2));
+        assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
+    }
+
+    #[test]
+    fn issuer_keeps_no_trailing_slash() {
+        let config = Config::from_env(&env(&[("ISSUER", "https://as.example/")])).unwrap();
+        assert_eq!(config.issuer, "https://as.example");
+    }
+
+    #[test]
+    fn only_the_three_asymmetric_algorithms_are_accepted() {
+        for (raw, alg) in [
+            ("EdDSA", Algorithm::EdDSA),
+            ("ES256", Algorithm::ES256),
+            ("RS256", Algorithm::RS256),
+        ] {
+            let config = Config::from_env(&env(&[("SIGNING_ALGORITHM", raw)])).unwrap();
+            assert_eq!(config.algorithm, alg);
+        }
+        for bad in ["none", "HS256", "eddsa", "PS256", "ES384"] {
+            let err = Config::from_env(&env(&[("SIGNING_ALGORITHM", bad)])).unwrap_err();
+            assert_eq!(err.var, "SIGNING_ALGORITHM", "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, bad) in [
+            ("RESOURCE_SERVER_LISTEN_ADDR", "localhost"),
+            ("ISSUER", "not a url"),
+            ("AUTHORIZATION_SERVER_URL", "http://as/path"),
+            ("RESOURCE_SERVER_PUBLIC_URL", "ftp://rs"),
+            ("JWKS_REFETCH_INTERVAL_SECONDS", "0"),
+            ("UPSTREAM_TIMEOUT_MS", "0"),
+            ("UPSTREAM_TIMEOUT_MS", "soon"),
+        ] {
+            let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var, "{bad}");
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! What a protected request must carry (RFC 6750 §2): the bearer token, in exactly one
+//! `Authorization` header and nowhere else, and exactly one valid `user`.
+//!
+//! Query parameters other than `user` and `access_token` are ignored (as RFC 6749 §3.1 asks of
+//! unrecognised parameters); cache busters and tracing parameters then do no harm.
+
+use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
+use common::UserName;
+
+use crate::error::Error;
+
+/// The credentials and the user of a protected request. `token` is a secret: never log it.
+pub struct Credentials {
+    pub token: String,
+    pub user: UserName,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("token", &"[redacted]")
+            .field("user", &self.user)
+            .finish()
+    }
+}
+
+/// Checks, in this order: no token in the query string, exactly one well-formed
+/// `Authorization: Bearer` header (none at all is [`Error::MissingToken`]), exactly one valid `user`.
+pub fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Credentials, Error> {
+    let mut users = Vec::new();
+    let mut token_in_query = false;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        match name.as_ref() {
+            "access_token" => token_in_query = true,
+            "user" => users.push(value),
+            _ => {}
+        }
+    }
+    if token_in_query {
+        return Err(Error::InvalidRequest(
+            "access tokens are accepted only in the Authorization header, not in the query string",
+        ));
+    }
+    let token = bearer_token(headers)?;
+    let user = match users.as_slice() {
+        [] => return Err(Error::InvalidRequest("the user parameter is required")),
+        [user] => UserName::parse(user).map_err(|_| {
+            Error::InvalidRequest("a user name is 1-64 characters of A-Z a-z 0-9 . _ @ -")
+        })?,
+        _ => return Err(Error::InvalidRequest("the user parameter is repeated")),
+    };
+    Ok(Credentials {
+        token: token.to_owned(),
+        user,
+    })
+}
+
+fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Err(Error::MissingToken),
+        (Some(value), None) => value,
+        (Some(_), Some(_)) => {
+            return Err(Error::InvalidRequest("more than one Authorization header"))
+        }
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| Error::InvalidRequest("the Authorization header is malformed"))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return Err(Error::InvalidRequest(
+            "the Authorization scheme must be Bearer",
+        ));
+    }
+    let token = token.trim_start_matches(' ');
+    if !is_b64token(token) {
+        return Err(Error::InvalidRequest("the bearer token is malformed"));
+    }
+    Ok(token)
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(AUTHORIZATION, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn takes_one_bearer_token_and_one_user() {
+        let got = credentials(&headers(&["Bearer a.b.c"]), Some("user=alice&x=1")).unwrap();
+        assert_eq!(got.token, "a.b.c");
+        assert_eq!(got.user.as_str(), "alice");
+        let got = credentials(&headers(&["bearer  a-b_c~+/=="]), Some("user=a%40b")).unwrap();
+        assert_eq!(got.token, "a-b_c~+/==");
+        assert_eq!(got.user.as_str(), "a@b");
+        assert!(!format!("{got:?}").contains("a-b_c"));
+    }
+
+    #[test]
+    fn no_authorization_header_is_missing_credentials() {
+        assert_eq!(
+            credentials(&headers(&[]), Some("user=alice")).unwrap_err(),
+            Error::MissingToken
+        );
+        // checked before the user
+        assert_eq!(
+            credentials(&headers(&[]), None).unwrap_err(),
+            Error::MissingToken
+        );
+    }
+
+    #[test]
+    fn malformed_credentials_are_invalid_requests() {
+        let cases: &[(&[&'static str], &str)] = &[
+            (&["Bearer a.b.c"], "access_token=a.b.c&user=alice"),
+            (&[], "access_token=&user=alice"),
+            (&["Bearer a.b.c", "Bearer a.b.c"], "user=alice"),
+            (&["Basic YTpi"], "user=alice"),
+            (&["Bearer"], "user=alice"),
+            (&["Bearer "], "user=alice"),
+            (&["Bearer a b"], "user=alice"),
+            (&["Bearer a\"b"], "user=alice"),
+            (&["Bearer =="], "user=alice"),
+            (&["Bearera.b.c"], "user=alice"),
+            (&[""], "user=alice"),
+        ];
+        for (auth, query) in cases {
+            let err = credentials(&headers(auth), Some(query)).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidRequest(_)),
+                "{auth:?} {query}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_user_is_required_once_and_valid() {
+        for query in [
+            None,
+            Some(""),
+            Some("user="),
+            Some("user=al%20ice"),
+            Some("user=a&user=a"),
+            Some("User=alice"),
+        ] {
+            let err = credentials(&headers(&["Bearer t"]), query).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidRequest(_)),
+                "{query:?}: {err:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,574 @@
+//! Access-token validation (RFC 9068 §4, RFC 8725, RFC 6750): pure domain logic, no HTTP and no
+//! I/O. The caller reads the untrusted `kid` with [`TokenValidator::key_id`], looks the key up
+//! among the keys it already trusts, then calls [`TokenValidator::verify`] and
+//! [`TokenValidator::authorize`] (or [`TokenValidator::validate`] for both).
+//!
+//! Security invariants:
+//! - the algorithm is pinned by configuration; the token's `alg` must equal it (`none` and HMAC
+//!   can never pass); `jku`, `x5u`, `jwk`, `x5c` are never used, `kid` only selects among trusted keys;
+//! - `typ` must be `at+jwt` / `application/at+jwt`; `crit` is refused (we understand no extension);
+//! - `iss` is compared exactly, `aud` must be one of our two resource URIs, `exp`, `iss`, `aud` and
+//!   `sub` are required;
+//! - `exp` is checked by us, not by jsonwebtoken, against the injected clock with sub-second
+//!   precision and [`EXPIRY_LEEWAY`] = 0: a token is refused as soon as `now >= exp`
+//!   (jsonwebtoken compares whole seconds against the system clock and would accept a token up
+//!   to 1 s late).
+
+use std::time::Duration;
+
+use common::claims::is_access_token_type;
+use common::{AccessTokenClaims, Scope, UserName};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// Tolerance on `exp`. Tokens live 5 s: any leeway would lengthen every token's life.
+pub const EXPIRY_LEEWAY: Duration = Duration::ZERO;
+
+/// The claims jsonwebtoken must find before anything else is looked at.
+const REQUIRED_CLAIMS: [&str; 4] = ["exp", "iss", "aud", "sub"];
+
+#[derive(Debug, Clone)]
+pub struct TokenValidator {
+    algorithm: Algorithm,
+    client_id: String,
+    /// The resource URI (`aud`) of each of our endpoints.
+    audiences: [(Scope, String); 2],
+    validation: Validation,
+}
+
+impl TokenValidator {
+    pub fn new(config: &Config) -> Self {
+        let audiences = Scope::ALL.map(|scope| {
+            (
+                scope,
+                scope.resource_uri(&config.resource_server_public_url),
+            )
+        });
+        let mut validation = Validation::new(config.algorithm);
+        validation.algorithms = vec![config.algorithm];
+        validation.leeway = 0;
+        validation.reject_tokens_expiring_in_less_than = 0;
+        // `exp` is required (REQUIRED_CLAIMS) but compared by `check_expiry`, with the injected
+        // clock and sub-second precision.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = true;
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_audience(&audiences.each_ref().map(|(_, uri)| uri.as_str()));
+        validation.set_required_spec_claims(&REQUIRED_CLAIMS);
+        Self {
+            algorithm: config.algorithm,
+            client_id: config.client_id.clone(),
+            audiences,
+            validation,
+        }
+    }
+
+    /// The pinned algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// Reads and checks the (unverified) header; returns the `kid` that selects the key.
+    pub fn key_id(&self, token: &str) -> Result<String, Error> {
+        let header = jsonwebtoken::decode_header(token).map_err(|err| token_error(err.kind()))?;
+        self.check_header(&header)?;
+        header
+            .kid
+            .ok_or(Error::InvalidToken("the token header has no kid"))
+    }
+
+    fn check_header(&self, header: &Header) -> Result<(), Error> {
+        if header.alg != self.algorithm {
+            return Err(Error::InvalidToken("the token's algorithm is not accepted"));
+        }
+        if !header.typ.as_deref().is_some_and(is_access_token_type) {
+            return Err(Error::InvalidToken(
+                "the token is not an access token (typ must be at+jwt)",
+            ));
+        }
+        if header.crit.is_some() {
+            return Err(Error::InvalidToken(
+                "the token header has critical extensions we do not understand",
+            ));
+        }
+        match header.kid.as_deref() {
+            Some(kid) if !kid.is_empty() => Ok(()),
+            _ => Err(Error::InvalidToken("the token header has no kid")),
+        }
+    }
+
+    /// Checks the signature with `key`, the issuer, the audience, the required claims and the
+    /// expiry against `now` (time since the Unix epoch, from the injected clock).
+    pub fn verify(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        now: Duration,
+    ) -> Result<AccessTokenClaims, Error> {
+        let data = jsonwebtoken::decode::<AccessTokenClaims>(token, key, &self.validation)
+            .map_err(|err| token_error(err.kind()))?;
+        self.check_header(&data.header)?;
+        check_expiry(data.claims.exp, now)?;
+        Ok(data.claims)
+    }
+
+    /// Decides whether verified `claims` grant this request: the registered client, the requested
+    /// endpoint (`aud` and `scope`, which must agree), the requested user.
+    pub fn authorize(
+        &self,
+        claims: &AccessTokenClaims,
+        requested: Scope,
+        user: &UserName,
+    ) -> Result<(), Error> {
+        if claims.client_id != self.client_id {
+            return Err(Error::InvalidToken(
+                "the token was issued to another client",
+            ));
+        }
+        let audience = self
+            .audiences
+            .iter()
+            .find(|(_, uri)| *uri == claims.aud)
+            .map(|(scope, _)| *scope)
+            .ok_or(Error::InvalidToken(
+                "the token is not meant for this resource server",
+            ))?;
+        let scope: Scope = claims
+            .scope
+            .parse()
+            .map_err(|_| Error::InvalidToken("the token's scope is not one of ours"))?;
+        if scope != audience {
+            return Err(Error::InvalidToken("the token's aud and scope disagree"));
+        }
+        if scope != requested {
+            return Err(Error::InsufficientScope {
+                required: requested,
+                description: "the token grants access to another endpoint",
+            });
+        }
+        if claims.sub != user.as_str() {
+            return Err(Error::InsufficientScope {
+                required: requested,
+                description: "the token was issued for another user",
+            });
+        }
+        Ok(())
+    }
+
+    /// [`verify`](Self::verify) then [`authorize`](Self::authorize).
+    pub fn validate(
+        &self,
+        token: &str,
+        key: &DecodingKey,
+        now: Duration,
+        requested: Scope,
+        user: &UserName,
+    ) -> Result<AccessTokenClaims, Error> {
+        let claims = self.verify(token, key, now)?;
+        self.authorize(&claims, requested, user)?;
+        Ok(claims)
+    }
+}
+
+/// Refused when `now >= exp` (plus a leeway of zero), measured finer than whole seconds.
+pub fn check_expiry(exp: u64, now: Duration) -> Result<(), Error> {
+    if now >= Duration::from_secs(exp).saturating_add(EXPIRY_LEEWAY) {
+        return Err(Error::InvalidToken("the token has expired"));
+    }
+    Ok(())
+}
+
+fn token_error(kind: &ErrorKind) -> Error {
+    Error::InvalidToken(match kind {
+        ErrorKind::InvalidSignature => "the token's signature is invalid",
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::MissingAlgorithm => "the token's algorithm is not accepted",
+        ErrorKind::InvalidIssuer => "the token was not issued by the trusted issuer",
+        ErrorKind::InvalidAudience => "the token is not meant for this resource server",
+        ErrorKind::MissingRequiredClaim(_) => "the token lacks a required claim",
+        ErrorKind::InvalidKeyFormat
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidRsaKey(_) => "the token cannot be verified with the key its kid names",
+        _ => "the token is malformed",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use common::config::Env;
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    use jsonwebtoken::EncodingKey;
+
+    const NOW: u64 = 1_795_878_245;
+    const KID: &str = "key-1";
+
+    struct Fixture {
+        validator: TokenValidator,
+        encoding: EncodingKey,
+        decoding: DecodingKey,
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with(&[])
+    }
+
+    fn fixture_with(pairs: &[(&'static str, &str)]) -> Fixture {
+        let env = Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let config = Config::from_env(&env).unwrap();
+        let signing = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+        let der = signing.to_pkcs8_der().unwrap();
+        Fixture {
+            validator: TokenValidator::new(&config),
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            decoding: DecodingKey::from_ed_components(
+                &URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes()),
+            )
+            .unwrap(),
+        }
+    }
+
+    fn claims() -> AccessTokenClaims {
+        AccessTokenClaims {
+            iss: "http://localhost:8081".into(),
+            sub: "alice".into(),
+            aud: "http://localhost:8082/epoch_time".into(),
+            client_id: "1234".into(),
+            scope: "epoch_time".into(),
+            iat: NOW,
+            exp: NOW + 5,
+            jti: "jti-1".into(),
+        }
+    }
+
+    fn header() -> Header {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(KID.into());
+        header
+    }
+
+    fn sign(f: &Fixture, header: &Header, claims: &impl serde::Serialize) -> String {
+        jsonwebtoken::encode(header, claims, &f.encoding).unwrap()
+    }
+
+    fn at(secs: u64, millis: u64) -> Duration {
+        Duration::from_secs(secs) + Duration::from_millis(millis)
+    }
+
+    fn alice() -> UserName {
+        UserName::parse("alice").unwrap()
+    }
+
+    fn unsigned(header: serde_json::Value, claims: serde_json::Value) -> String {
+        format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        )
+    }
+
+    #[test]
+    fn a_valid_token_passes_every_check() {
+        let f = fixture();
+        let token = sign(&f, &header(), &claims());
+        assert_eq!(f.validator.key_id(&token).unwrap(), KID);
+        let got = f
+            .validator
+            .validate(&token, &f.decoding, at(NOW, 0), Scope::EpochTime, &alice())
+            .unwrap();
+        assert_eq!(got, claims());
+    }
+
+    #[test]
+    fn typ_is_accepted_in_both_spellings_and_any_case() {
+        let f = fixture();
+        for typ in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            let mut header = header();
+            header.typ = Some(typ.into());
+            let token = sign(&f, &header, &claims());
+            assert!(f.validator.key_id(&token).is_ok(), "{typ}");
+            assert!(f.validator.verify(&token, &f.decoding, at(NOW, 0)).is_ok());
+        }
+    }
+
+    #[test]
+    fn the_header_is_checked_before_any_key_is_looked_up() {
+        let f = fixture();
+        let cases: Vec<(Header, &str)> = vec![
+            (
+                {
+                    let mut h = header();
+                    h.typ = Some("JWT".into());
+                    h
+                },
+                "typ must be at+jwt",
+            ),
+            (
+                {
+                    let mut h = header();
+                    h.typ = None;
+                    h
+                },
+                "typ must be at+jwt",
+            ),
+            (
+                {
+                    let mut h = header();
+                    h.kid = None;
+                    h
+                },
+                "no kid",
+            ),
+            (
+                {
+                    let mut h = header();
+                    h.kid = Some(String::new());
+                    h
+                },
+                "no kid",
+            ),
+            (
+                {
+                    let mut h = header();
+                    h.crit = Some(vec!["exp".into()]);
+                    h
+                },
+                "critical",
+            ),
+        ];
+        for (header, expected) in cases {
+            let token = sign(&f, &header, &claims());
+            let err = f.validator.key_id(&token).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidToken(d) if d.contains(expected)),
+                "{err:?}"
+            );
+            // verify re-checks the header even when the caller skipped key_id
+            assert!(f.validator.verify(&token, &f.decoding, at(NOW, 0)).is_err());
+        }
+    }
+
+    #[test]
+    fn the_algorithm_is_pinned() {
+        let f = fixture();
+        let none = unsigned(
+            serde_json::json!({"alg": "none", "typ": "at+jwt", "kid": KID}),
+            serde_json::to_value(claims()).unwrap(),
+        );
+        assert!(matches!(
+            f.validator.key_id(&none),
+            Err(Error::InvalidToken(_))
+        ));
+        assert!(f.validator.verify(&none, &f.decoding, at(NOW, 0)).is_err());
+
+        // HS256 with the public key bytes as the secret: the classic algorithm confusion
+        let mut hs = header();
+        hs.alg = Algorithm::HS256;
+        let secret = f.decoding.as_bytes().to_vec();
+        let token =
+            jsonwebtoken::encode(&hs, &claims(), &EncodingKey::from_secret(&secret)).unwrap();
+        assert_eq!(
+            f.validator.key_id(&token),
+            Err(Error::InvalidToken("the token's algorithm is not accepted"))
+        );
+        assert_eq!(
+            f.validator
+                .verify(&token, &DecodingKey::from_secret(&secret), at(NOW, 0))
+                .unwrap_err(),
+            Error::InvalidToken("the token's algorithm is not accepted")
+        );
+
+        // an EdDSA token when ES256 is configured
+        let es = fixture_with(&[("SIGNING_ALGORITHM", "ES256")]);
+        let token = sign(&f, &header(), &claims());
+        assert_eq!(
+            es.validator.key_id(&token),
+            Err(Error::InvalidToken("the token's algorithm is not accepted"))
+        );
+        assert_eq!(es.validator.algorithm(), Algorithm::ES256);
+    }
+
+    #[test]
+    fn signature_issuer_and_audience_are_verified() {
+        let f = fixture();
+        let other = fixture();
+        let token = sign(&other, &header(), &claims());
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(NOW, 0))
+                .unwrap_err(),
+            Error::InvalidToken("the token's signature is invalid")
+        );
+
+        let mut wrong_iss = claims();
+        wrong_iss.iss = "http://localhost:8081/".into();
+        let token = sign(&f, &header(), &wrong_iss);
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(NOW, 0))
+                .unwrap_err(),
+            Error::InvalidToken("the token was not issued by the trusted issuer")
+        );
+
+        let mut foreign = claims();
+        foreign.aud = "http://evil.example/epoch_time".into();
+        let token = sign(&f, &header(), &foreign);
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(NOW, 0))
+                .unwrap_err(),
+            Error::InvalidToken("the token is not meant for this resource server")
+        );
+    }
+
+    #[test]
+    fn a_tampered_payload_fails_the_signature() {
+        let f = fixture();
+        let token = sign(&f, &header(), &claims());
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut forged = claims();
+        forged.sub = "mallory".into();
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
+        let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
+        assert_eq!(
+            f.validator
+                .verify(&tampered, &f.decoding, at(NOW, 0))
+                .unwrap_err(),
+            Error::InvalidToken("the token's signature is invalid")
+        );
+    }
+
+    #[test]
+    fn required_claims_must_be_present() {
+        let f = fixture();
+        for missing in ["exp", "iss", "aud", "sub", "client_id", "scope"] {
+            let mut claims = serde_json::to_value(claims()).unwrap();
+            claims.as_object_mut().unwrap().remove(missing);
+            let token = sign(&f, &header(), &claims);
+            let err = f
+                .validator
+                .verify(&token, &f.decoding, at(NOW, 0))
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidToken(_)), "{missing}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn expiry_has_zero_leeway_and_sub_second_precision() {
+        let f = fixture();
+        let token = sign(&f, &header(), &claims());
+        let exp = NOW + 5;
+        let expired = Error::InvalidToken("the token has expired");
+        assert!(f
+            .validator
+            .verify(&token, &f.decoding, at(exp - 1, 500))
+            .is_ok());
+        assert!(f
+            .validator
+            .verify(&token, &f.decoding, at(exp - 1, 999))
+            .is_ok());
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(exp, 0))
+                .unwrap_err(),
+            expired
+        );
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(exp, 1))
+                .unwrap_err(),
+            expired
+        );
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(exp + 1, 0))
+                .unwrap_err(),
+            expired
+        );
+        assert_eq!(EXPIRY_LEEWAY, Duration::ZERO);
+    }
+
+    #[test]
+    fn authorization_checks_client_endpoint_and_user() {
+        let f = fixture();
+        let v = &f.validator;
+        let alice = alice();
+        assert!(v.authorize(&claims(), Scope::EpochTime, &alice).is_ok());
+
+        let mut other_client = claims();
+        other_client.client_id = "5678".into();
+        assert_eq!(
+            v.authorize(&other_client, Scope::EpochTime, &alice),
+            Err(Error::InvalidToken(
+                "the token was issued to another client"
+            ))
+        );
+
+        assert_eq!(
+            v.authorize(&claims(), Scope::CurrentTime, &alice),
+            Err(Error::InsufficientScope {
+                required: Scope::CurrentTime,
+                description: "the token grants access to another endpoint",
+            })
+        );
+
+        let mut disagree = claims();
+        disagree.scope = "current_time".into();
+        assert_eq!(
+            v.authorize(&disagree, Scope::CurrentTime, &alice),
+            Err(Error::InvalidToken("the token's aud and scope disagree"))
+        );
+
+        let mut unknown_scope = claims();
+        unknown_scope.scope = "epoch_time current_time".into();
+        assert!(matches!(
+            v.authorize(&unknown_scope, Scope::EpochTime, &alice),
+            Err(Error::InvalidToken(_))
+        ));
+
+        let mut foreign = claims();
+        foreign.aud = "http://localhost:8082/other".into();
+        assert!(matches!(
+            v.authorize(&foreign, Scope::EpochTime, &alice),
+            Err(Error::InvalidToken(_))
+        ));
+
+        assert_eq!(
+            v.authorize(
+                &claims(),
+                Scope::EpochTime,
+                &UserName::parse("bob").unwrap()
+            ),
+            Err(Error::InsufficientScope {
+                required: Scope::EpochTime,
+                description: "the token was issued for another user",
+            })
+        );
+    }
+
+    #[test]
+    fn audiences_follow_the_public_url() {
+        let f = fixture_with(&[("RESOURCE_SERVER_PUBLIC_URL", "https://rs.example")]);
+        let mut c = claims();
+        c.aud = "https://rs.example/current_time".into();
+        c.scope = "current_time".into();
+        let token = sign(&f, &header(), &c);
+        let got = f.validator.validate(
+            &token,
+            &f.decoding,
+            at(NOW, 0),
+            Scope::CurrentTime,
+            &alice(),
+        );
+        assert_eq!(got, Ok(c));
+    }
+}

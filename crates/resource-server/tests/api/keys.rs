@@ -1,0 +1,156 @@
+//! The JWKS cache: fetched when first needed, refetched (rate-limited, single-flight) on an
+//! unknown `kid`, replaced on refetch, 503 when it cannot be fetched.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use common::Scope;
+
+use crate::helpers::*;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+#[tokio::test]
+async fn keys_are_fetched_when_first_needed_then_cached() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.jwks.fetches(), 0);
+    for _ in 0..3 {
+        let token = app.token(Scope::EpochTime, "alice");
+        let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(app.jwks.fetches(), 1);
+}
+
+#[tokio::test]
+async fn concurrent_unknown_kids_cause_one_fetch_per_interval() {
+    let app = TestApp::spawn_with(|config| config.jwks_refetch_interval = SHORT).await;
+    let token = app.token(Scope::EpochTime, "alice");
+    assert_eq!(
+        app.get("/epoch_time?user=alice", Some(&token))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.jwks.fetches(), 1);
+
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    app.jwks.delay(Duration::from_millis(200));
+    let stranger = TestKey::generate("unknown-kid");
+    let token = stranger.token(Scope::EpochTime, "alice", START);
+    let requests: Vec<_> = (0..64)
+        .map(|_| {
+            let request = app
+                .client
+                .get(format!("{}/epoch_time?user=alice", app.base))
+                .bearer_auth(&token);
+            tokio::spawn(async move { request.send().await.unwrap() })
+        })
+        .collect();
+    for request in requests {
+        assert_refused(request.await.unwrap(), 401, "invalid_token").await;
+    }
+    assert_eq!(
+        app.jwks.fetches(),
+        2,
+        "one refetch for 64 concurrent requests"
+    );
+
+    // within the interval: no further fetch
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_refused(response, 401, "invalid_token").await;
+    assert_eq!(app.jwks.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_picked_up_and_the_old_one_dropped() {
+    let app = TestApp::spawn_with(|config| config.jwks_refetch_interval = SHORT).await;
+    let old = app.token(Scope::EpochTime, "alice");
+    assert_eq!(
+        app.get("/epoch_time?user=alice", Some(&old)).await.status(),
+        200
+    );
+
+    let next = TestKey::generate("key-2");
+    app.jwks.serve_keys(vec![next.jwk()]);
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    let token = next.token(Scope::EpochTime, "alice", app.now_secs());
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.jwks.fetches(), 2);
+
+    // the refetched set replaced the old one: key-1 is no longer trusted
+    let response = app.get("/epoch_time?user=alice", Some(&old)).await;
+    assert_refused(response, 401, "invalid_token").await;
+}
+
+#[tokio::test]
+async fn an_unreachable_jwks_is_503_and_healthz_still_answers() {
+    let config = config(&closed_url().await);
+    let clock = std::sync::Arc::new(common::clock::ManualClock::new(
+        std::time::UNIX_EPOCH + Duration::from_secs(START),
+    ));
+    let base = start_resource_server(config, clock).await;
+    let key = TestKey::generate("key-1");
+    let token = key.token(Scope::EpochTime, "alice", START);
+    let response = reqwest::Client::new()
+        .get(format!("{base}/epoch_time?user=alice"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_refused(response, 503, "temporarily_unavailable").await;
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn a_broken_jwks_is_503_until_it_recovers() {
+    let app = TestApp::spawn_with(|config| config.jwks_refetch_interval = SHORT).await;
+    app.jwks.answer_with(StatusCode::INTERNAL_SERVER_ERROR);
+    let token = app.token(Scope::EpochTime, "alice");
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_refused(response, 503, "temporarily_unavailable").await;
+    // rate-limited: failing again within the interval without fetching
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_refused(response, 503, "temporarily_unavailable").await;
+    assert_eq!(app.jwks.fetches(), 1);
+
+    app.jwks.answer_with(StatusCode::OK);
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.jwks.fetches(), 2);
+}
+
+#[tokio::test]
+async fn cached_keys_keep_working_while_the_jwks_is_down() {
+    let app = TestApp::spawn_with(|config| config.jwks_refetch_interval = SHORT).await;
+    let token = app.token(Scope::EpochTime, "alice");
+    assert_eq!(
+        app.get("/epoch_time?user=alice", Some(&token))
+            .await
+            .status(),
+        200
+    );
+    app.jwks.answer_with(StatusCode::BAD_GATEWAY);
+    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    assert_eq!(
+        app.get("/epoch_time?user=alice", Some(&token))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.jwks.fetches(), 1);
+}
+
+#[tokio::test]
+async fn keys_for_another_algorithm_are_not_trusted() {
+    let app = TestApp::spawn().await;
+    let mut jwk = app.key.jwk();
+    jwk["alg"] = "ES256".into();
+    app.jwks.serve_keys(vec![jwk]);
+    let token = app.token(Scope::EpochTime, "alice");
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_refused(response, 401, "invalid_token").await;
+}
