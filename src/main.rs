@@ -1,1 +1,83 @@
-fn main() {}
+//! The embedded default: the authorization server, the resource server and the webapp in one
+//! process, on 127.0.0.1:8081, :8082 and :8080 unless configured otherwise. Ctrl-C or SIGTERM
+//! stops all three; if one cannot start, the others stop too.
+
+use std::process::ExitCode;
+
+use authorization_server::AuthorizationServer;
+use common::config::{ConfigError, Env};
+use common::service::{bind_and_serve, BoxError, Service};
+use resource_server::ResourceServer;
+use tokio_util::sync::CancellationToken;
+use webapp::Webapp;
+
+struct Configs {
+    authorization_server: <AuthorizationServer as Service>::Config,
+    resource_server: <ResourceServer as Service>::Config,
+    webapp: <Webapp as Service>::Config,
+}
+
+fn configs(env: &Env) -> Result<Configs, ConfigError> {
+    Ok(Configs {
+        authorization_server: AuthorizationServer::config(env)?,
+        resource_server: ResourceServer::config(env)?,
+        webapp: Webapp::config(env)?,
+    })
+}
+
+fn main() -> ExitCode {
+    let env = Env::process();
+    let configs = match configs(&env).and_then(|configs| {
+        common::telemetry::init(&env)?;
+        Ok(configs)
+    }) {
+        Ok(configs) => configs,
+        Err(err) => {
+            eprintln!("configuration error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run_all(configs)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_all(configs: Configs) -> Result<(), BoxError> {
+    let shutdown = CancellationToken::new();
+    let on_signal = shutdown.clone();
+    tokio::spawn(async move {
+        common::server::shutdown_signal().await;
+        on_signal.cancel();
+    });
+
+    let (authorization_server, resource_server, webapp) = tokio::join!(
+        run_one::<AuthorizationServer>(configs.authorization_server, &shutdown),
+        run_one::<ResourceServer>(configs.resource_server, &shutdown),
+        run_one::<Webapp>(configs.webapp, &shutdown),
+    );
+    authorization_server.and(resource_server).and(webapp)
+}
+
+/// Runs one service; when it stops with an error, the others are told to stop as well.
+async fn run_one<S: Service>(
+    config: S::Config,
+    shutdown: &CancellationToken,
+) -> Result<(), BoxError> {
+    let result = bind_and_serve::<S>(config, shutdown.clone().cancelled_owned()).await;
+    if let Err(err) = &result {
+        tracing::error!(service = S::NAME, error = %err, "service stopped; stopping the others");
+        shutdown.cancel();
+    }
+    result
+}

@@ -31,7 +31,12 @@ mod tests {
 
     #[test]
     fn typ_is_compared_case_insensitively_and_nothing_else_passes() {
-        for good in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/AT+JWT"] {
+        for good in [
+            "at+jwt",
+            "AT+JWT",
+            "application/at+jwt",
+            "Application/AT+JWT",
+        ] {
             assert!(is_access_token_type(good), "{good}");
         }
         for bad in ["JWT", "jwt", "", "at+jwt ", "application/jwt"] {

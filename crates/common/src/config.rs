@@ -152,7 +152,10 @@ mod tests {
             "http://localhost:8081/?q=1",
             "http://localhost:8081/#f",
         ] {
-            assert!(env(&[("U", bad)]).base_url("U", "http://x").is_err(), "{bad}");
+            assert!(
+                env(&[("U", bad)]).base_url("U", "http://x").is_err(),
+                "{bad}"
+            );
         }
     }
 

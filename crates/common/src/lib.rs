@@ -10,8 +10,8 @@ pub mod healthcheck;
 pub mod http_client;
 pub mod request_id;
 pub mod scope;
-pub mod service;
 pub mod server;
+pub mod service;
 pub mod telemetry;
 pub mod user;
 

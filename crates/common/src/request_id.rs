@@ -44,7 +44,11 @@ impl RequestId {
 /// Middleware: binds a request id to the request (as an extension and as the span every log line
 /// of the request is written in), logs one line per request and echoes the id in the response.
 /// Use with `axum::middleware::from_fn_with_state(SERVICE_NAME, track)`.
-pub async fn track(State(service): State<&'static str>, mut request: Request, next: Next) -> Response {
+pub async fn track(
+    State(service): State<&'static str>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let request_id = RequestId::from_headers(request.headers());
     let method = request.method().clone();

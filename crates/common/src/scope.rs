@@ -68,7 +68,13 @@ mod tests {
     fn parses_exactly_the_two_scopes() {
         assert_eq!("current_time".parse(), Ok(Scope::CurrentTime));
         assert_eq!("epoch_time".parse(), Ok(Scope::EpochTime));
-        for bad in ["", "Epoch_time", "epoch_time ", "openid", "current_time epoch_time"] {
+        for bad in [
+            "",
+            "Epoch_time",
+            "epoch_time ",
+            "openid",
+            "current_time epoch_time",
+        ] {
             assert_eq!(bad.parse::<Scope>(), Err(UnknownScope), "{bad:?}");
         }
     }

@@ -51,7 +51,10 @@ pub fn run_main<S: Service>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bind_and_serve::<S>(config, crate::server::shutdown_signal())) {
+    match runtime.block_on(bind_and_serve::<S>(
+        config,
+        crate::server::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(service = S::NAME, error = %err, "stopped with an error");

@@ -1,3 +1,5 @@
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{ConfigError, Env};
@@ -27,7 +29,9 @@ pub fn init(env: &Env) -> Result<(), ConfigError> {
     let filter_spec = env.get("RUST_LOG").unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(&filter_spec)
         .map_err(|err| ConfigError::new("RUST_LOG", filter_spec.clone(), err))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stdout().is_terminal());
     // A second init (tests start several services in one process) keeps the first subscriber.
     let _ = match format {
         LogFormat::Text => builder.try_init(),

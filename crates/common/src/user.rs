@@ -62,7 +62,9 @@ mod tests {
     #[test]
     fn refuses_everything_else() {
         let too_long = "x".repeat(65);
-        for bad in ["", " ", "al ice", "alice\n", "a/b", "é", "a%20", "a\"b", &too_long] {
+        for bad in [
+            "", " ", "al ice", "alice\n", "a/b", "é", "a%20", "a\"b", &too_long,
+        ] {
             assert_eq!(UserName::parse(bad), Err(InvalidUserName), "{bad:?}");
         }
     }

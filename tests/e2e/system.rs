@@ -1,0 +1,203 @@
+use std::net::SocketAddr;
+
+use authorization_server::AuthorizationServer;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::config::Env;
+use common::service::Service;
+use resource_server::ResourceServer;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use webapp::Webapp;
+
+/// The three services, each on its own ephemeral loopback port, configured as in compose:
+/// public URLs equal to the internal ones, everything else at its default.
+pub struct System {
+    pub webapp: String,
+    pub authorization_server: String,
+    pub resource_server: String,
+    pub http: reqwest::Client,
+    vars: Vec<(&'static str, String)>,
+    stops: Vec<(&'static str, CancellationToken)>,
+}
+
+async fn listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> CancellationToken {
+    let config = S::config(&Env::from_pairs(vars.iter().cloned())).unwrap();
+    let stop = CancellationToken::new();
+    let shutdown = stop.clone().cancelled_owned();
+    tokio::spawn(async move { S::serve(listener, config, shutdown).await.unwrap() });
+    stop
+}
+
+impl System {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts all three; `extra` settings apply to every service.
+    pub async fn start_with(extra: &[(&'static str, &str)]) -> Self {
+        let (webapp_listener, webapp) = listener().await;
+        let (as_listener, authorization_server) = listener().await;
+        let (rs_listener, resource_server) = listener().await;
+        let mut system = Self::configure(webapp, authorization_server, resource_server, extra);
+        system.stops.push((
+            "as",
+            start::<AuthorizationServer>(as_listener, &system.vars),
+        ));
+        system
+            .stops
+            .push(("rs", start::<ResourceServer>(rs_listener, &system.vars)));
+        system
+            .stops
+            .push(("webapp", start::<Webapp>(webapp_listener, &system.vars)));
+        system
+    }
+
+    /// Starts the webapp and the authorization server; nothing listens at the resource server's
+    /// address.
+    pub async fn start_without_resource_server() -> Self {
+        let (webapp_listener, webapp) = listener().await;
+        let (as_listener, authorization_server) = listener().await;
+        let (rs_listener, resource_server) = listener().await;
+        drop(rs_listener);
+        let mut system = Self::configure(webapp, authorization_server, resource_server, &[]);
+        system.stops.push((
+            "as",
+            start::<AuthorizationServer>(as_listener, &system.vars),
+        ));
+        system
+            .stops
+            .push(("webapp", start::<Webapp>(webapp_listener, &system.vars)));
+        system
+    }
+
+    fn configure(
+        webapp: SocketAddr,
+        authorization_server: SocketAddr,
+        resource_server: SocketAddr,
+        extra: &[(&'static str, &str)],
+    ) -> Self {
+        let as_url = format!("http://{authorization_server}");
+        let rs_url = format!("http://{resource_server}");
+        let mut vars = vec![
+            ("ISSUER", as_url.clone()),
+            ("AUTHORIZATION_SERVER_URL", as_url.clone()),
+            ("RESOURCE_SERVER_PUBLIC_URL", rs_url.clone()),
+            ("RESOURCE_SERVER_URL", rs_url.clone()),
+            ("JWKS_REFETCH_INTERVAL_SECONDS", "1".to_owned()),
+        ];
+        vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        Self {
+            webapp: format!("http://{webapp}"),
+            authorization_server: as_url,
+            resource_server: rs_url,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            vars,
+            stops: Vec::new(),
+        }
+    }
+
+    /// Stops the authorization server and starts a new one (with a new signing key) on the same
+    /// address.
+    pub async fn restart_authorization_server(&mut self) {
+        let index = self
+            .stops
+            .iter()
+            .position(|(name, _)| *name == "as")
+            .unwrap();
+        let (_, stop) = self.stops.remove(index);
+        stop.cancel();
+        let addr = self
+            .authorization_server
+            .trim_start_matches("http://")
+            .to_owned();
+        let listener = loop {
+            // the old server lets go of the port once its connections have closed
+            match TcpListener::bind(&addr).await {
+                Ok(listener) => break listener,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        };
+        self.stops
+            .push(("as", start::<AuthorizationServer>(listener, &self.vars)));
+    }
+
+    pub async fn get(&self, url: String) -> reqwest::Response {
+        self.http.get(url).send().await.unwrap()
+    }
+
+    /// Runs the authorization code flow by hand, as a client other than our webapp would, and
+    /// returns the access token.
+    pub async fn token_for(&self, scope: &str, user: &str) -> String {
+        let verifier = URL_SAFE_NO_PAD.encode([42u8; 32]);
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+        let redirect_uri = "http://localhost:8080/callback";
+        let response = self
+            .http
+            .get(format!("{}/authorize", self.authorization_server))
+            .query(&[
+                ("response_type", "code"),
+                ("client_id", "1234"),
+                ("redirect_uri", redirect_uri),
+                ("scope", scope),
+                ("state", "s"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("login_hint", user),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 302);
+        let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+        let code = location
+            .query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .unwrap();
+        let response = self
+            .http
+            .post(format!("{}/token", self.authorization_server))
+            .basic_auth("1234", Some("qwerty"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn call_resource(&self, path: &str, user: &str, token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.resource_server))
+            .query(&[("user", user)])
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for System {
+    fn drop(&mut self) {
+        for (_, stop) in &self.stops {
+            stop.cancel();
+        }
+    }
+}
