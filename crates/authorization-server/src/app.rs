@@ -11,14 +11,14 @@ use serde::Serialize;
 use crate::authorize::{self, Granted, Refusal};
 use crate::config::Config;
 use crate::error::{Error, OAuthError};
-use crate::keys::SigningKey;
+use crate::keys::KeyRing;
 use crate::params::Params;
 use crate::store::{new_code, CodeHash, CodeStore, Redemption};
 use crate::token;
 
 pub struct App {
     pub config: Config,
-    pub signing_key: SigningKey,
+    pub keys: Arc<KeyRing>,
     pub store: Arc<dyn CodeStore>,
     pub clock: Arc<dyn Clock>,
 }
@@ -147,14 +147,12 @@ impl App {
     }
 
     fn sign(&self, claims: &AccessTokenClaims) -> Result<String, Error> {
-        let mut header = Header::new(self.signing_key.algorithm());
+        let keys = self.keys.current();
+        let key = keys.active();
+        let mut header = Header::new(key.algorithm());
         header.typ = Some(common::claims::ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(self.signing_key.kid().to_owned());
-        Ok(jsonwebtoken::encode(
-            &header,
-            claims,
-            self.signing_key.encoding_key(),
-        )?)
+        header.kid = Some(key.kid().to_owned());
+        Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
     }
 
     /// RFC 8414 metadata.
@@ -177,6 +175,11 @@ impl App {
     }
 
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.signing_key.public_jwk()] })
+        self.keys.current().jwks().clone()
+    }
+
+    /// Readiness: the code store answers.
+    pub async fn ready(&self) -> Result<(), Error> {
+        Ok(self.store.check().await?)
     }
 }

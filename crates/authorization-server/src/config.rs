@@ -19,6 +19,11 @@ pub struct Config {
     pub client: RegisteredClient,
     pub signing_algorithm: Algorithm,
     pub signing_key_file: Option<PathBuf>,
+    /// A directory of PEM keys with an `ACTIVE` file: the rotatable key set.
+    pub signing_keys_dir: Option<PathBuf>,
+    pub signing_keys_reload_interval: Duration,
+    /// Codes go to Redis (shared by replicas) when set, to memory otherwise.
+    pub redis_url: Option<String>,
     pub access_token_ttl: Duration,
     pub code_ttl: Duration,
 }
@@ -38,6 +43,11 @@ impl Config {
             },
             signing_algorithm: signing_algorithm(env)?,
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
+            signing_keys_dir: signing_keys_dir(env)?,
+            signing_keys_reload_interval: Duration::from_secs(
+                env.seconds("SIGNING_KEYS_RELOAD_SECONDS", 1)?,
+            ),
+            redis_url: redis_url(env)?,
             access_token_ttl: Duration::from_secs(env.seconds("ACCESS_TOKEN_TTL_SECONDS", 5)?),
             code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
         })
@@ -68,6 +78,34 @@ pub fn signing_algorithm(env: &Env) -> Result<Algorithm, ConfigError> {
             VAR,
             other,
             "expected EdDSA, ES256 or RS256",
+        )),
+    }
+}
+
+fn signing_keys_dir(env: &Env) -> Result<Option<PathBuf>, ConfigError> {
+    let dir = env.get("SIGNING_KEYS_DIR");
+    if let (Some(dir), Some(_)) = (&dir, env.get("SIGNING_KEY_FILE")) {
+        return Err(ConfigError::new(
+            "SIGNING_KEYS_DIR",
+            dir.clone(),
+            "set SIGNING_KEYS_DIR or SIGNING_KEY_FILE, not both",
+        ));
+    }
+    Ok(dir.map(PathBuf::from))
+}
+
+fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
+    const VAR: &str = "REDIS_URL";
+    let Some(raw) = env.get(VAR) else {
+        return Ok(None);
+    };
+    match Url::parse(&raw) {
+        Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(Some(raw)),
+        // the value may hold a password: never echo it
+        _ => Err(ConfigError::new(
+            VAR,
+            "<hidden>",
+            "expected redis://… or rediss://…",
         )),
     }
 }
@@ -139,6 +177,7 @@ mod tests {
             ("REDIRECT_URI", "not a url"),
             ("ISSUER", "http://localhost:8081/path"),
             ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("REDIS_URL", "http://localhost:6379"),
         ] {
             let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);

@@ -22,6 +22,8 @@ pub enum KeyError {
     RsaTooShort(usize),
     #[error("algorithm {0:?} is not supported; use EdDSA, ES256 or RS256")]
     Unsupported(Algorithm),
+    #[error("key directory: {0}")]
+    Dir(String),
 }
 
 pub struct SigningKey {
@@ -180,6 +182,114 @@ impl SigningKey {
         jwk.insert("alg".into(), json!(self.algorithm));
         jwk.insert("use".into(), Value::String("sig".into()));
         Value::Object(jwk)
+    }
+}
+
+/// The keys the authorization server publishes, and the one it signs with. Every published key may
+/// still verify a live token (or is about to sign); the JWKS is built once per set.
+#[derive(Debug)]
+pub struct KeySet {
+    active: SigningKey,
+    jwks: Value,
+}
+
+/// The name of the file, in a key directory, that holds the file name of the active key.
+pub const ACTIVE_FILE: &str = "ACTIVE";
+
+impl KeySet {
+    pub fn single(key: SigningKey) -> Self {
+        Self::new(key, Vec::new())
+    }
+
+    fn new(active: SigningKey, others: Vec<SigningKey>) -> Self {
+        let mut keys: Vec<Value> = std::iter::once(&active)
+            .chain(&others)
+            .map(SigningKey::public_jwk)
+            .collect();
+        keys.dedup_by(|a, b| a["kid"] == b["kid"]);
+        Self {
+            active,
+            jwks: json!({ "keys": keys }),
+        }
+    }
+
+    /// Loads every `*.pem` of `dir` (all of `algorithm`'s type); the active one is named by the
+    /// `ACTIVE` file, or is the only key. Fails whole: a set is never half-loaded.
+    pub fn load_dir(dir: &std::path::Path, algorithm: Algorithm) -> Result<Self, KeyError> {
+        let io = |what: &str, err: std::io::Error| KeyError::Dir(format!("{what}: {err}"));
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map_err(|err| io(&dir.display().to_string(), err))?
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.ends_with(".pem"))
+            .collect();
+        names.sort();
+        let active_name = match std::fs::read_to_string(dir.join(ACTIVE_FILE)) {
+            Ok(content) => content.trim().to_owned(),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound && names.len() == 1 => {
+                names[0].clone()
+            }
+            Err(err) => return Err(io(ACTIVE_FILE, err)),
+        };
+        if !names.contains(&active_name) {
+            return Err(KeyError::Dir(format!(
+                "{ACTIVE_FILE} names {active_name:?}, which is not a .pem file of the directory"
+            )));
+        }
+        let mut active = None;
+        let mut others = Vec::new();
+        for name in names {
+            let pem = std::fs::read_to_string(dir.join(&name)).map_err(|err| io(&name, err))?;
+            let key = SigningKey::from_pem(algorithm, &pem)
+                .map_err(|err| KeyError::Dir(format!("{name}: {err}")))?;
+            if name == active_name {
+                active = Some(key);
+            } else {
+                others.push(key);
+            }
+        }
+        let active = active.ok_or_else(|| KeyError::Dir("no active key".into()))?;
+        Ok(Self::new(active, others))
+    }
+
+    pub fn active(&self) -> &SigningKey {
+        &self.active
+    }
+
+    /// `{"keys":[…]}`: the active key first, then the others.
+    pub fn jwks(&self) -> &Value {
+        &self.jwks
+    }
+
+    pub fn kids(&self) -> Vec<&str> {
+        self.jwks["keys"]
+            .as_array()
+            .map(|keys| keys.iter().filter_map(|k| k["kid"].as_str()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The current key set, swapped whole when the key directory changes.
+#[derive(Debug)]
+pub struct KeyRing(std::sync::RwLock<std::sync::Arc<KeySet>>);
+
+impl KeyRing {
+    pub fn new(set: KeySet) -> Self {
+        Self(std::sync::RwLock::new(std::sync::Arc::new(set)))
+    }
+
+    pub fn current(&self) -> std::sync::Arc<KeySet> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn replace(&self, set: KeySet) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = std::sync::Arc::new(set);
     }
 }
 

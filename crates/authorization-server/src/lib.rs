@@ -6,9 +6,11 @@ mod authorize;
 mod client;
 pub mod config;
 mod error;
+mod key_reload;
 pub mod keys;
 mod params;
 mod pkce;
+mod redis_store;
 mod routes;
 pub mod store;
 mod token;
@@ -27,25 +29,68 @@ use tokio::net::TcpListener;
 pub use crate::app::App;
 pub use crate::client::RegisteredClient;
 pub use crate::config::Config;
-use crate::keys::SigningKey;
+use crate::keys::{KeyRing, KeySet, SigningKey};
+use crate::redis_store::RedisCodeStore;
 use crate::store::{CodeStore, MemoryCodeStore};
 
 pub const SERVICE_NAME: &str = "authorization-server";
 
-/// Builds the application: reads or generates the signing key, opens the code store.
+/// Builds the application: loads or generates the signing keys (and starts watching a key
+/// directory), sets up the code store. Call within a Tokio runtime.
 pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
-    let signing_key = match &config.signing_key_file {
+    let keys = Arc::new(KeyRing::new(key_set(&config)?));
+    if let Some(dir) = &config.signing_keys_dir {
+        key_reload::spawn(
+            &keys,
+            dir.clone(),
+            config.signing_algorithm,
+            config.signing_keys_reload_interval,
+        );
+    }
+    let store: Arc<dyn CodeStore> = match &config.redis_url {
+        Some(url) => {
+            tracing::info!(
+                service = SERVICE_NAME,
+                "authorization codes are kept in Redis"
+            );
+            Arc::new(RedisCodeStore::new(url).map_err(|err| format!("REDIS_URL: {err}"))?)
+        }
+        None => Arc::new(MemoryCodeStore::new()),
+    };
+    Ok(App {
+        config,
+        keys,
+        store,
+        clock,
+    })
+}
+
+fn key_set(config: &Config) -> Result<KeySet, BoxError> {
+    let algorithm = config.signing_algorithm;
+    if let Some(dir) = &config.signing_keys_dir {
+        let set = KeySet::load_dir(dir, algorithm)
+            .map_err(|err| format!("SIGNING_KEYS_DIR {}: {err}", dir.display()))?;
+        tracing::info!(
+            service = SERVICE_NAME,
+            active = set.active().kid(),
+            published = ?set.kids(),
+            "signing keys loaded from a directory (reloaded on change and on SIGHUP)"
+        );
+        return Ok(set);
+    }
+    let key = match &config.signing_key_file {
         Some(path) => {
             let pem = std::fs::read_to_string(path)
                 .map_err(|err| format!("SIGNING_KEY_FILE {}: {err}", path.display()))?;
-            let key = SigningKey::from_pem(config.signing_algorithm, &pem)
+            let key = SigningKey::from_pem(algorithm, &pem)
                 .map_err(|err| format!("SIGNING_KEY_FILE {}: {err}", path.display()))?;
-            tracing::info!(kid = key.kid(), path = %path.display(), "signing key loaded");
+            tracing::info!(service = SERVICE_NAME, kid = key.kid(), path = %path.display(), "signing key loaded");
             key
         }
         None => {
-            let key = SigningKey::generate(config.signing_algorithm)?;
+            let key = SigningKey::generate(algorithm)?;
             tracing::info!(
+                service = SERVICE_NAME,
                 kid = key.kid(),
                 algorithm = ?key.algorithm(),
                 "signing key generated at start (set SIGNING_KEY_FILE to keep one across restarts)"
@@ -53,13 +98,7 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
             key
         }
     };
-    let store: Arc<dyn CodeStore> = Arc::new(MemoryCodeStore::new());
-    Ok(App {
-        config,
-        signing_key,
-        store,
-        clock,
-    })
+    Ok(KeySet::single(key))
 }
 
 pub fn router(app: Arc<App>) -> Router {
@@ -72,6 +111,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/authorize", get(routes::authorize))
         .route("/token", post(routes::token))
         .route("/healthz", get(routes::healthz))
+        .route("/readyz", get(routes::readyz))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(app)

@@ -99,6 +99,12 @@ pub async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
+/// Readiness: 200 when the code store answers, 503 `temporarily_unavailable` otherwise.
+pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, Error> {
+    app.ready().await?;
+    Ok(Json(serde_json::json!({ "status": "ready" })))
+}
+
 pub async fn not_found() -> Error {
     Error::NotFound
 }

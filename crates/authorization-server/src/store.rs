@@ -77,6 +77,9 @@ pub trait CodeStore: Send + Sync + 'static {
 
     /// Atomically takes the grant of `code` out of the store (at most once).
     async fn take(&self, code: &CodeHash, now: SystemTime) -> Result<Redemption, StoreError>;
+
+    /// Whether the store can serve requests now (for the readiness probe).
+    async fn check(&self) -> Result<(), StoreError>;
 }
 
 #[derive(Debug)]
@@ -162,6 +165,10 @@ impl CodeStore for MemoryCodeStore {
             Entry::Live(grant) => Redemption::Redeemed(grant),
             Entry::Spent => Redemption::AlreadyRedeemed,
         })
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

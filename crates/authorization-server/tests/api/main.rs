@@ -6,4 +6,6 @@
 mod authorize;
 mod helpers;
 mod metadata;
+mod redis;
+mod redis_server;
 mod token;

@@ -1,0 +1,98 @@
+//! Reloads the signing key directory without a restart: on SIGHUP, and whenever a poll sees the
+//! directory change. A directory that does not load keeps the current key set (nothing
+//! half-loaded is ever used).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime};
+
+use jsonwebtoken::Algorithm;
+
+use crate::keys::{KeyRing, KeySet};
+
+/// Spawns the reloader; it stops once `ring` is dropped.
+pub fn spawn(ring: &Arc<KeyRing>, dir: PathBuf, algorithm: Algorithm, every: Duration) {
+    let ring = Arc::downgrade(ring);
+    tokio::spawn(async move { reload_loop(ring, dir, algorithm, every).await });
+}
+
+async fn reload_loop(ring: Weak<KeyRing>, dir: PathBuf, algorithm: Algorithm, every: Duration) {
+    let mut hangups = hangup_signals();
+    let mut seen = fingerprint(&dir);
+    let mut tick = tokio::time::interval(every);
+    loop {
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            () = next_hangup(&mut hangups) => true,
+        };
+        let Some(ring) = ring.upgrade() else { return };
+        let now = fingerprint(&dir);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match KeySet::load_dir(&dir, algorithm) {
+            Ok(set) => {
+                tracing::info!(
+                    service = crate::SERVICE_NAME,
+                    active = set.active().kid(),
+                    published = ?set.kids(),
+                    "signing keys reloaded"
+                );
+                ring.replace(set);
+            }
+            Err(err) => tracing::error!(
+                service = crate::SERVICE_NAME,
+                error = %err,
+                "signing keys not reloaded; keeping the current set"
+            ),
+        }
+    }
+}
+
+/// Names, sizes and modification times of the directory's files: changes when a key is added,
+/// removed or rewritten, or `ACTIVE` is.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let meta = entry.metadata().ok()?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            Some((name, meta.len(), meta.modified().ok()))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+#[cfg(unix)]
+fn hangup_signals() -> Hangups {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::hangup())
+        .inspect_err(|err| tracing::warn!(error = %err, "cannot listen for SIGHUP; polling only"))
+        .ok()
+}
+
+#[cfg(not(unix))]
+fn hangup_signals() -> Hangups {
+    None
+}
+
+async fn next_hangup(hangups: &mut Hangups) {
+    #[cfg(unix)]
+    if let Some(signal) = hangups {
+        if signal.recv().await.is_some() {
+            return;
+        }
+    }
+    let _ = hangups;
+    std::future::pending::<()>().await;
+}

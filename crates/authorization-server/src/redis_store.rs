@@ -1,0 +1,124 @@
+//! The code store shared by several authorization-server replicas: Redis, with the expiry kept by
+//! Redis itself and redemption done by one server-side script, so two replicas racing on the same
+//! code cannot both win.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use tokio::sync::OnceCell;
+
+use crate::store::{CodeHash, CodeStore, Grant, Redemption, StoreError};
+
+/// What a redeemed code's value is replaced with: kept until the code would have expired, so a
+/// replay is recognised (and counted) rather than looking like an unknown code.
+const SPENT: &str = "spent";
+
+/// Redeems a code atomically: the grant if live (marking it spent, expiry unchanged), `spent` on a
+/// replay, nil when unknown or expired (Redis drops expired keys, so the two look the same).
+const TAKE: &str = r"
+local value = redis.call('GET', KEYS[1])
+if not value then return false end
+if value == ARGV[1] then return value end
+redis.call('SET', KEYS[1], ARGV[1], 'KEEPTTL')
+return value
+";
+
+/// A Redis call that takes longer than this fails: an authorization server waiting on a sick
+/// Redis would hold every user's call.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+pub struct RedisCodeStore {
+    client: redis::Client,
+    /// Connected on first use, so the server starts (and answers `/healthz`) while Redis is down;
+    /// after that the manager reconnects by itself.
+    connection: OnceCell<ConnectionManager>,
+    take: Script,
+}
+
+impl RedisCodeStore {
+    /// `url` is `redis://` or `rediss://` (TLS); nothing is connected yet.
+    pub fn new(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|err| StoreError(err.to_string()))?;
+        Ok(Self {
+            client,
+            connection: OnceCell::new(),
+            take: Script::new(TAKE),
+        })
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, StoreError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            .set_number_of_retries(1);
+        self.connection
+            .get_or_try_init(|| self.client.get_connection_manager_with_config(config))
+            .await
+            .cloned()
+            .map_err(unavailable)
+    }
+
+    fn key(code: &CodeHash) -> String {
+        format!("oauth:code:{}", code.as_str())
+    }
+}
+
+fn unavailable(err: redis::RedisError) -> StoreError {
+    StoreError(format!("redis: {err}"))
+}
+
+#[async_trait]
+impl CodeStore for RedisCodeStore {
+    async fn put(
+        &self,
+        code: &CodeHash,
+        grant: Grant,
+        _now: SystemTime,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_string(&grant).map_err(|err| StoreError(err.to_string()))?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let mut connection = self.connection().await?;
+        redis::cmd("SET")
+            .arg(Self::key(code))
+            .arg(value)
+            .arg("PX")
+            .arg(ttl_ms)
+            .arg("NX")
+            .query_async::<Option<String>>(&mut connection)
+            .await
+            .map_err(unavailable)?
+            // NX refuses to overwrite: a 256-bit collision, or a bug worth failing loudly on.
+            .ok_or_else(|| StoreError("the code already exists".into()))?;
+        Ok(())
+    }
+
+    async fn take(&self, code: &CodeHash, _now: SystemTime) -> Result<Redemption, StoreError> {
+        let mut connection = self.connection().await?;
+        let value: Option<String> = self
+            .take
+            .key(Self::key(code))
+            .arg(SPENT)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        match value.as_deref() {
+            None => Ok(Redemption::Unknown),
+            Some(SPENT) => Ok(Redemption::AlreadyRedeemed),
+            Some(json) => serde_json::from_str(json)
+                .map(Redemption::Redeemed)
+                .map_err(|err| StoreError(format!("a stored grant is unreadable: {err}"))),
+        }
+    }
+
+    async fn check(&self) -> Result<(), StoreError> {
+        let mut connection = self.connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}

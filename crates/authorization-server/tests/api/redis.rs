@@ -1,0 +1,183 @@
+//! Replicas sharing a real Redis: codes redeemable once across replicas, races, faults.
+
+use std::time::Duration;
+
+use crate::helpers::{as_refs, json, redeem_form, spawn, TestServer};
+use crate::redis_server::RedisServer;
+
+const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIB239XB79YpCyor5Y7sVZlrGt5D9ZEu91fFcIVmaYkge\n-----END PRIVATE KEY-----\n";
+
+fn key_file() -> String {
+    let path = std::env::temp_dir().join(format!("as-key-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&path, PEM).unwrap();
+    path.display().to_string()
+}
+
+async fn replicas(redis: &RedisServer) -> (TestServer, TestServer) {
+    let key = key_file();
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("SIGNING_KEY_FILE", key.as_str()),
+    ];
+    (spawn(&vars).await, spawn(&vars).await)
+}
+
+async fn redeem(server: &TestServer, code: &str) -> reqwest::Response {
+    server
+        .token_basic(&as_refs(&redeem_form(code)), "1234", "qwerty")
+        .await
+}
+
+#[tokio::test]
+async fn a_code_from_one_replica_is_redeemed_once_at_another() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = replicas(&redis).await;
+    let code = a.code("epoch_time").await;
+    assert_eq!(redeem(&b, &code).await.status(), 200);
+    let replay = redeem(&a, &code).await;
+    assert_eq!(replay.status(), 400);
+    assert_eq!(json(replay).await["error"], "invalid_grant");
+
+    let jwks = |server: &TestServer| {
+        let url = format!("{}/.well-known/jwks.json", server.base);
+        let http = server.http.clone();
+        async move { json(http.get(url).send().await.unwrap()).await }
+    };
+    assert_eq!(
+        jwks(&a).await,
+        jwks(&b).await,
+        "replicas with one key publish one JWKS"
+    );
+}
+
+#[tokio::test]
+async fn two_hundred_racing_redemptions_of_one_code_yield_one_token() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = replicas(&redis).await;
+    let code = a.code("current_time").await;
+    let mut attempts = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let (http, url, form) = (
+            server.http.clone(),
+            format!("{}/token", server.base),
+            redeem_form(&code),
+        );
+        attempts.spawn(async move {
+            let request = http
+                .post(url)
+                .basic_auth("1234", Some("qwerty"))
+                .form(&form);
+            request.send().await.unwrap().status().as_u16()
+        });
+    }
+    let statuses: Vec<u16> = attempts.join_all().await;
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| **s == 400).count(), 199);
+}
+
+#[tokio::test]
+async fn codes_are_stored_hashed_with_their_expiry_in_redis() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = replicas(&redis).await;
+    let code = a.code("epoch_time").await;
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(!keys[0].contains(&code), "the key is a hash, not the code");
+    let value: String = redis::cmd("GET")
+        .arg(&keys[0])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(!value.contains(&code));
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&keys[0])
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!((29_000..=30_000).contains(&ttl_ms), "{ttl_ms}");
+}
+
+#[tokio::test]
+async fn redis_expires_codes_itself() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = redis.url();
+    let server = spawn(&[
+        ("REDIS_URL", url.as_str()),
+        ("AUTHORIZATION_CODE_TTL_SECONDS", "1"),
+    ])
+    .await;
+    let code = server.code("epoch_time").await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let response = redeem(&server, &code).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(json(response).await["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn redis_down_answers_503_and_recovery_is_automatic() {
+    let Some(mut redis) = RedisServer::start() else {
+        return;
+    };
+    let (a, _) = replicas(&redis).await;
+    let code = a.code("epoch_time").await;
+    let ready = |server: &TestServer| {
+        let (http, url) = (server.http.clone(), format!("{}/readyz", server.base));
+        async move { http.get(url).send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(ready(&a).await, 200);
+
+    redis.stop();
+    let token = redeem(&a, &code).await;
+    assert_eq!(token.status(), 503);
+    assert_eq!(json(token).await["error"], "temporarily_unavailable");
+    let authorize = a
+        .authorize(&crate::helpers::authorize_params("epoch_time"))
+        .await;
+    assert_eq!(authorize.status(), 302);
+    let (_, pairs) = crate::helpers::location(&authorize);
+    assert_eq!(
+        crate::helpers::param(&pairs, "error"),
+        Some("temporarily_unavailable")
+    );
+    assert_eq!(crate::helpers::param(&pairs, "code"), None);
+    assert_eq!(ready(&a).await, 503);
+    let health = a
+        .http
+        .get(format!("{}/healthz", a.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    redis.restart();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while ready(&a).await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no recovery after Redis came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = a.code("epoch_time").await;
+    assert_eq!(redeem(&a, &code).await.status(), 200);
+}
