@@ -5,4 +5,5 @@
 
 mod faults;
 mod flow;
+mod rotation;
 mod system;

@@ -5,6 +5,7 @@
 
 mod authorize;
 mod helpers;
+mod keys;
 mod metadata;
 mod redis;
 mod redis_server;

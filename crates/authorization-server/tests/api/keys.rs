@@ -1,0 +1,197 @@
+//! The rotatable key directory: what the JWKS publishes and which key signs, at every step of a
+//! rotation, reloaded without a restart.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+use rand::RngCore;
+
+use crate::helpers::{as_refs, json, redeem_form, spawn, TestServer};
+
+pub struct KeyDir(pub PathBuf);
+
+impl KeyDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("as-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    pub fn add_key(&self, name: &str) {
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        let pem = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap();
+        write_atomically(&self.0, name, pem.as_bytes());
+    }
+
+    pub fn activate(&self, name: &str) {
+        write_atomically(&self.0, "ACTIVE", name.as_bytes());
+    }
+
+    pub fn remove(&self, name: &str) {
+        std::fs::remove_file(self.0.join(name)).unwrap();
+    }
+
+    pub fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+/// What a rotation script does: write beside, then rename, so the server never reads half a file.
+fn write_atomically(dir: &Path, name: &str, content: &[u8]) {
+    let temporary = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&temporary, content).unwrap();
+    std::fs::rename(&temporary, dir.join(name)).unwrap();
+}
+
+impl Drop for KeyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn published(server: &TestServer) -> Vec<String> {
+    let jwks = json(
+        server
+            .http
+            .get(format!("{}/.well-known/jwks.json", server.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn signing_kid(server: &TestServer) -> String {
+    let code = server.code("epoch_time").await;
+    let response = server
+        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
+        .await;
+    let token = json(response).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
+}
+
+/// Waits until the JWKS has `count` keys (a reload happened).
+async fn wait_for_keys(server: &TestServer, count: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let kids = published(server).await;
+        if kids.len() == count {
+            return kids;
+        }
+        assert!(Instant::now() < deadline, "still {kids:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_rotation_step_is_picked_up_without_a_restart() {
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    let path = dir.path();
+    let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
+    let first = published(&server).await;
+    assert_eq!(
+        first.len(),
+        1,
+        "a lone key is the active one without an ACTIVE file"
+    );
+    assert_eq!(signing_kid(&server).await, first[0]);
+
+    // 1. publish the next key: both verify, the old one still signs
+    dir.add_key("two.pem");
+    dir.activate("one.pem");
+    let both = wait_for_keys(&server, 2).await;
+    assert_eq!(both[0], first[0], "the active key comes first");
+    let next = both[1].clone();
+    assert_eq!(signing_kid(&server).await, first[0]);
+
+    // 2. switch signing to it
+    dir.activate("two.pem");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while signing_kid(&server).await != next {
+        assert!(Instant::now() < deadline, "signing did not switch");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        published(&server).await.len(),
+        2,
+        "the old key stays published"
+    );
+
+    // 3. retire the old key
+    dir.remove("one.pem");
+    assert_eq!(wait_for_keys(&server, 1).await, std::slice::from_ref(&next));
+    assert_eq!(signing_kid(&server).await, next);
+}
+
+#[tokio::test]
+async fn a_broken_directory_keeps_the_current_keys() {
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    let path = dir.path();
+    let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
+    let before = published(&server).await;
+
+    write_atomically(&dir.0, "broken.pem", b"not a key");
+    dir.activate("one.pem");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(published(&server).await, before);
+    assert_eq!(signing_kid(&server).await, before[0]);
+
+    dir.activate("missing.pem");
+    std::fs::remove_file(dir.0.join("broken.pem")).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(signing_kid(&server).await, before[0]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sighup_reloads_at_once() {
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    let path = dir.path();
+    // polling every hour: only the signal can explain a prompt reload
+    let server = spawn(&[
+        ("SIGNING_KEYS_DIR", path.as_str()),
+        ("SIGNING_KEYS_RELOAD_SECONDS", "3600"),
+    ])
+    .await;
+    // let the reloader install its SIGHUP handler before the signal is sent
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    dir.add_key("two.pem");
+    dir.activate("one.pem");
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_keys(&server, 2).await;
+}
+
+#[tokio::test]
+async fn a_key_directory_that_does_not_load_stops_start_up() {
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    dir.add_key("two.pem");
+    let env = common::config::Env::from_pairs([("SIGNING_KEYS_DIR", dir.path())]);
+    let config = authorization_server::Config::from_env(&env).unwrap();
+    let clock = std::sync::Arc::new(common::SystemClock);
+    let err = authorization_server::app(config, clock)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("ACTIVE"), "two keys and no ACTIVE file: {err}");
+}

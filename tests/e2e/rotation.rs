@@ -1,0 +1,97 @@
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::system::System;
+
+/// The documented rotation procedure, run by its script, while full user calls keep flowing
+/// through the webapp: not one may fail.
+#[tokio::test]
+async fn rotating_the_signing_key_under_load_fails_no_call() {
+    let dir = std::env::temp_dir().join(format!("e2e-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(dir.join("first.pem"))
+        .status();
+    if !key.is_ok_and(|status| status.success()) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "openssl is needed by the rotation script"
+        );
+        eprintln!("SKIPPED: openssl is not installed (the rotation script uses it)");
+        return;
+    }
+    let dir_str = dir.display().to_string();
+    let system = System::start_with(&[("SIGNING_KEYS_DIR", dir_str.as_str())]).await;
+    let jwks_url = format!("{}/.well-known/jwks.json", system.authorization_server);
+    let kid_before: serde_json::Value = system.get(jwks_url.clone()).await.json().await.unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut workers = tokio::task::JoinSet::new();
+    for worker in 0..4 {
+        let (http, stop) = (system.http.clone(), stop.clone());
+        let url = format!("{}/epoch_time?user=user{worker}", system.webapp);
+        workers.spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                let response = http.get(&url).send().await.unwrap();
+                if response.status() == 200 {
+                    ok += 1;
+                } else {
+                    failed.push(format!(
+                        "{} {}",
+                        response.status(),
+                        response.text().await.unwrap()
+                    ));
+                }
+            }
+            (ok, failed)
+        });
+    }
+
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/rotate-signing-key.sh");
+    let rotation = tokio::task::spawn_blocking(move || {
+        Command::new("bash")
+            .args([script, &dir_str, "rotate"])
+            .env("PUBLISH_WAIT", "3")
+            .env("RETIRE_WAIT", "7")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        rotation.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotation.stderr)
+    );
+    // a little more load after the old key is gone
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let (mut ok, mut failed) = (0, Vec::new());
+    for (worker_ok, worker_failed) in workers.join_all().await {
+        ok += worker_ok;
+        failed.extend(worker_failed);
+    }
+    let kid_after: serde_json::Value = system.get(jwks_url).await.json().await.unwrap();
+    assert_ne!(
+        kid_before["keys"][0]["kid"], kid_after["keys"][0]["kid"],
+        "the key did rotate"
+    );
+    assert_eq!(
+        kid_after["keys"].as_array().unwrap().len(),
+        1,
+        "the old key is retired"
+    );
+    assert!(
+        failed.is_empty(),
+        "{} of {} calls failed: {:?}",
+        failed.len(),
+        ok as usize + failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(ok > 20, "too little load to prove anything: {ok} calls");
+    let _ = std::fs::remove_dir_all(dir);
+}
