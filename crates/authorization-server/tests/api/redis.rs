@@ -20,7 +20,10 @@ async fn replicas(redis: &RedisServer) -> (TestServer, TestServer) {
         ("REDIS_URL", url.as_str()),
         ("SIGNING_KEY_FILE", key.as_str()),
     ];
-    (spawn(&vars).await, spawn(&vars).await)
+    let pair = (spawn(&vars).await, spawn(&vars).await);
+    // read at start-up: no longer needed
+    std::fs::remove_file(&key).unwrap();
+    pair
 }
 
 async fn redeem(server: &TestServer, code: &str) -> reqwest::Response {
