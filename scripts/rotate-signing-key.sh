@@ -30,10 +30,17 @@ generate_key() {
   esac
 }
 
-# Write beside, then rename: a server reloading at that instant never reads half a file.
+# Write beside, then rename: a server reloading at that instant never reads half a file. The new
+# file gets the owner and mode of the current active key (a container may read it as another
+# user); private by default.
 write_atomically() {
-  local temporary="$dir/.$1.tmp"
+  local temporary="$dir/.$1.tmp" reference
   (umask 077 && cat >"$temporary")
+  reference="$dir/$(active_key 2>/dev/null || true)"
+  if [ -f "$reference" ]; then
+    chmod --reference="$reference" "$temporary"
+    chown --reference="$reference" "$temporary" 2>/dev/null || true
+  fi
   mv -f "$temporary" "$dir/$1"
 }
 
