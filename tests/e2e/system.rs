@@ -93,6 +93,10 @@ impl System {
             ("RESOURCE_SERVER_URL", rs_url.clone()),
             ("JWKS_REFETCH_INTERVAL_SECONDS", "1".to_owned()),
         ];
+        // CI runs the suite a second time with the codes in Redis: behaviour must not change.
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            vars.push(("REDIS_URL", url));
+        }
         vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         Self {
             webapp: format!("http://{webapp}"),

@@ -18,8 +18,18 @@ pub struct TestServer {
     pub http: reqwest::Client,
 }
 
+/// Starts an authorization server with `vars` over the defaults. When the test process has
+/// `REDIS_URL`, codes go to that Redis (CI runs the suite both ways: conformance must not change);
+/// a test passing `("REDIS_URL", "")` keeps the memory store.
 pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
-    let env = Env::from_pairs(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let mut pairs: Vec<(&str, String)> = vars.iter().map(|(k, v)| (*k, (*v).to_owned())).collect();
+    if let (Ok(url), false) = (
+        std::env::var("REDIS_URL"),
+        vars.iter().any(|(k, _)| *k == "REDIS_URL"),
+    ) {
+        pairs.push(("REDIS_URL", url));
+    }
+    let env = Env::from_pairs(pairs);
     let config = Config::from_env(&env).unwrap();
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
     let app = Arc::new(app(config, clock.clone()).unwrap());
