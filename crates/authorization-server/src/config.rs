@@ -41,7 +41,7 @@ impl Config {
                 redirect_uri: redirect_uri(env)?,
                 scopes: client_scopes(env)?,
             },
-            signing_algorithm: signing_algorithm(env)?,
+            signing_algorithm: env.signing_algorithm()?,
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
             signing_keys_dir: signing_keys_dir(env)?,
             signing_keys_reload_interval: Duration::from_secs(
@@ -63,22 +63,6 @@ impl Config {
 
     pub fn jwks_uri(&self) -> String {
         format!("{}/.well-known/jwks.json", self.issuer)
-    }
-}
-
-/// `SIGNING_ALGORITHM`: `EdDSA` (default), `ES256` or `RS256`. Shared with the resource server,
-/// which accepts only this algorithm.
-pub fn signing_algorithm(env: &Env) -> Result<Algorithm, ConfigError> {
-    const VAR: &str = "SIGNING_ALGORITHM";
-    match env.get(VAR).as_deref() {
-        None | Some("EdDSA") => Ok(Algorithm::EdDSA),
-        Some("ES256") => Ok(Algorithm::ES256),
-        Some("RS256") => Ok(Algorithm::RS256),
-        Some(other) => Err(ConfigError::new(
-            VAR,
-            other,
-            "expected EdDSA, ES256 or RS256",
-        )),
     }
 }
 

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::time::Duration;
 
 use url::Url;
 
@@ -84,6 +85,32 @@ impl Env {
         parse_base_url(&raw).map_err(|reason| ConfigError::new(var, raw.clone(), reason))
     }
 
+    /// A positive number of milliseconds.
+    pub fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        let value: u64 = self.parse_or(var, default)?;
+        if value == 0 {
+            return Err(ConfigError::new(var, "0", "must be at least 1"));
+        }
+        Ok(Duration::from_millis(value))
+    }
+
+    /// `SIGNING_ALGORITHM`: `EdDSA` (default), `ES256` or `RS256`. One setting for both sides: the
+    /// authorization server signs with it, the resource server accepts nothing else.
+    pub fn signing_algorithm(&self) -> Result<jsonwebtoken::Algorithm, ConfigError> {
+        use jsonwebtoken::Algorithm;
+        const VAR: &str = "SIGNING_ALGORITHM";
+        match self.get(VAR).as_deref().map(str::trim) {
+            None | Some("EdDSA") => Ok(Algorithm::EdDSA),
+            Some("ES256") => Ok(Algorithm::ES256),
+            Some("RS256") => Ok(Algorithm::RS256),
+            Some(other) => Err(ConfigError::new(
+                VAR,
+                other,
+                "expected EdDSA, ES256 or RS256",
+            )),
+        }
+    }
+
     /// A positive number of seconds.
     pub fn seconds(&self, var: &'static str, default: u64) -> Result<u64, ConfigError> {
         let value: u64 = self.parse_or(var, default)?;
@@ -157,6 +184,35 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn only_the_three_asymmetric_algorithms() {
+        use jsonwebtoken::Algorithm;
+        for (raw, expected) in [
+            ("EdDSA", Algorithm::EdDSA),
+            ("ES256", Algorithm::ES256),
+            ("RS256", Algorithm::RS256),
+        ] {
+            assert_eq!(
+                env(&[("SIGNING_ALGORITHM", raw)]).signing_algorithm(),
+                Ok(expected)
+            );
+        }
+        assert_eq!(env(&[]).signing_algorithm(), Ok(Algorithm::EdDSA));
+        for bad in ["HS256", "none", "eddsa", "PS256"] {
+            let err = env(&[("SIGNING_ALGORITHM", bad)])
+                .signing_algorithm()
+                .unwrap_err();
+            assert_eq!(err.var, "SIGNING_ALGORITHM");
+        }
+    }
+
+    #[test]
+    fn millis_must_be_positive() {
+        assert_eq!(env(&[]).millis("T", 300), Ok(Duration::from_millis(300)));
+        assert!(env(&[("T", "0")]).millis("T", 300).is_err());
+        assert!(env(&[("T", "-1")]).millis("T", 300).is_err());
     }
 
     #[test]

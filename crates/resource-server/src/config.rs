@@ -41,25 +41,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let issuer = origin_string(&env.base_url("ISSUER", DEFAULT_ISSUER)?);
-        let algorithm = match env.get("SIGNING_ALGORITHM") {
-            None => Algorithm::EdDSA,
-            Some(raw) => parse_algorithm(raw.trim()).ok_or_else(|| {
-                ConfigError::new(
-                    "SIGNING_ALGORITHM",
-                    raw.clone(),
-                    "expected EdDSA, ES256 or RS256",
-                )
-            })?,
-        };
-        let upstream_timeout_ms: u64 =
-            env.parse_or("UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?;
-        if upstream_timeout_ms == 0 {
-            return Err(ConfigError::new(
-                "UPSTREAM_TIMEOUT_MS",
-                "0",
-                "must be at least 1",
-            ));
-        }
+        let algorithm = env.signing_algorithm()?;
         let client_id = env
             .get("CLIENT_ID")
             .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned());
@@ -78,7 +60,7 @@ impl Config {
                 "JWKS_REFETCH_INTERVAL_SECONDS",
                 DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
             )?),
-            upstream_timeout: Duration::from_millis(upstream_timeout_ms),
+            upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
         })
     }
 
@@ -88,16 +70,6 @@ impl Config {
             "{}{JWKS_PATH}",
             origin_string(&self.authorization_server_url)
         )
-    }
-}
-
-/// The three algorithms this system supports; anything else (`none`, HMAC, ...) is refused.
-fn parse_algorithm(raw: &str) -> Option<Algorithm> {
-    match raw {
-        "EdDSA" => Some(Algorithm::EdDSA),
-        "ES256" => Some(Algorithm::ES256),
-        "RS256" => Some(Algorithm::RS256),
-        _ => None,
     }
 }
 

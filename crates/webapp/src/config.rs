@@ -46,14 +46,6 @@ impl Config {
             .unwrap_or_else(|| "alice".to_owned());
         let default_user = UserName::parse(&default_user)
             .map_err(|err| ConfigError::new("DEFAULT_USER", default_user.clone(), err))?;
-        let timeout_ms: u64 = env.parse_or("UPSTREAM_TIMEOUT_MS", 3000)?;
-        if timeout_ms == 0 {
-            return Err(ConfigError::new(
-                "UPSTREAM_TIMEOUT_MS",
-                "0",
-                "must be at least 1",
-            ));
-        }
         Ok(Self {
             listen_addr: env.socket_addr("WEBAPP_LISTEN_ADDR", "127.0.0.1:8080")?,
             issuer,
@@ -68,7 +60,7 @@ impl Config {
                 .unwrap_or_else(|| "qwerty".to_owned()),
             redirect_uri,
             default_user,
-            upstream_timeout: Duration::from_millis(timeout_ms),
+            upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", 3000)?,
         })
     }
 }
