@@ -25,13 +25,19 @@ fn configs(env: &Env) -> Result<Configs, ConfigError> {
     })
 }
 
+/// The `service` of the lines this process writes outside any one service's work.
+const PROCESS_NAME: &str = env!("CARGO_PKG_NAME");
+
 fn main() -> ExitCode {
     let env = Env::process();
-    let configs = match configs(&env).and_then(|configs| {
-        common::telemetry::init(&env)?;
-        Ok(configs)
+    let release = format!("{PROCESS_NAME}@{}", env!("CARGO_PKG_VERSION"));
+    // One Sentry client for the three services: each request's scope is tagged with its service.
+    // Held until `main` returns: dropping it flushes the events queued for Sentry.
+    let (configs, _telemetry) = match configs(&env).and_then(|configs| {
+        let telemetry = common::telemetry::init(&env, PROCESS_NAME, &release)?;
+        Ok((configs, telemetry))
     }) {
-        Ok(configs) => configs,
+        Ok(started) => started,
         Err(err) => {
             eprintln!("configuration error: {err}");
             return ExitCode::from(2);

@@ -5,5 +5,6 @@
 
 mod faults;
 mod flow;
+mod metrics;
 mod rotation;
 mod system;

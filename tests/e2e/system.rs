@@ -11,6 +11,13 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use webapp::Webapp;
 
+const REDIRECT_URI: &str = "http://localhost:8080/callback";
+
+/// The PKCE verifier of the flows run by hand.
+pub fn verifier() -> String {
+    URL_SAFE_NO_PAD.encode([42u8; 32])
+}
+
 /// The three services, each on its own ephemeral loopback port, configured as in compose:
 /// public URLs equal to the internal ones, everything else at its default.
 pub struct System {
@@ -143,16 +150,23 @@ impl System {
     /// Runs the authorization code flow by hand, as a client other than our webapp would, and
     /// returns the access token.
     pub async fn token_for(&self, scope: &str, user: &str) -> String {
-        let verifier = URL_SAFE_NO_PAD.encode([42u8; 32]);
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        let redirect_uri = "http://localhost:8080/callback";
+        let code = self.code_for(scope, user).await;
+        let response = self.token_request(&code).await;
+        assert_eq!(response.status(), 200);
+        let body: serde_json::Value = response.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The first half of [`System::token_for`]: an authorization code, bound to [`verifier`].
+    pub async fn code_for(&self, scope: &str, user: &str) -> String {
+        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier().as_bytes()));
         let response = self
             .http
             .get(format!("{}/authorize", self.authorization_server))
             .query(&[
                 ("response_type", "code"),
                 ("client_id", "1234"),
-                ("redirect_uri", redirect_uri),
+                ("redirect_uri", REDIRECT_URI),
                 ("scope", scope),
                 ("state", "s"),
                 ("code_challenge", &challenge),
@@ -164,27 +178,31 @@ impl System {
             .unwrap();
         assert_eq!(response.status(), 302);
         let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-        let code = location
+        location
             .query_pairs()
             .find(|(k, _)| k == "code")
             .map(|(_, v)| v.into_owned())
-            .unwrap();
-        let response = self
-            .http
+            .unwrap()
+    }
+
+    /// Presents `code` (from [`System::code_for`]) at the token endpoint; the answer's status.
+    pub async fn redeem(&self, code: &str) -> u16 {
+        self.token_request(code).await.status().as_u16()
+    }
+
+    async fn token_request(&self, code: &str) -> reqwest::Response {
+        self.http
             .post(format!("{}/token", self.authorization_server))
             .basic_auth("1234", Some("qwerty"))
             .form(&[
                 ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", redirect_uri),
-                ("code_verifier", &verifier),
+                ("code", code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier()),
             ])
             .send()
             .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        let body: serde_json::Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+            .unwrap()
     }
 
     pub async fn call_resource(&self, path: &str, user: &str, token: &str) -> reqwest::Response {

@@ -1,7 +1,9 @@
 //! The authorization server's operations, composed from the domain rules, the code store, the
 //! signing key and the clock. No HTTP here: the routes parse and map, this decides.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use common::request_id::{record_client, record_user};
 use common::{AccessTokenClaims, Clock};
@@ -12,8 +14,10 @@ use crate::authorize::{self, Granted, Refusal};
 use crate::config::Config;
 use crate::error::{Error, OAuthError};
 use crate::keys::KeyRing;
+use crate::metrics::Metrics;
 use crate::params::Params;
 use crate::store::{new_code, CodeHash, CodeStore, Redemption};
+use crate::throttle::ClientAuthThrottle;
 use crate::token;
 
 pub struct App {
@@ -21,6 +25,10 @@ pub struct App {
     pub keys: Arc<KeyRing>,
     pub store: Arc<dyn CodeStore>,
     pub clock: Arc<dyn Clock>,
+    pub throttle: ClientAuthThrottle,
+    /// This service's metrics registry and HTTP metrics; [`App::metrics`] are registered in it.
+    pub observability: common::observability::Observability,
+    pub metrics: Metrics,
 }
 
 /// The successful token response (RFC 6749 §5.1).
@@ -54,6 +62,7 @@ impl App {
                     .await;
                 Ok(match stored {
                     Ok(()) => {
+                        self.metrics.code_issued();
                         tracing::info!("authorization code issued");
                         authorize::success_location(
                             &client.redirect_uri,
@@ -96,19 +105,31 @@ impl App {
         &self,
         authorization: Option<&str>,
         params: &Params,
+        peer: IpAddr,
     ) -> Result<TokenResponse, Error> {
         let client = &self.config.client;
         let credentials =
             token::presented_credentials(authorization, params).map_err(Error::Token)?;
-        token::authenticate(&credentials, client).map_err(|error| Error::InvalidClient {
-            error,
-            method: credentials.method,
-        })?;
+        let claimed_id = credentials.client_id.as_deref().unwrap_or_default();
+        let now = Instant::now();
+        self.throttle
+            .check(claimed_id, peer, now)
+            .map_err(|retry_after| Error::SlowDown { retry_after })?;
+        if let Err(error) = token::authenticate(&credentials, client) {
+            self.throttle.record_failure(claimed_id, peer, now);
+            return Err(Error::InvalidClient {
+                error,
+                method: credentials.method,
+            });
+        }
+        self.throttle.record_success(claimed_id, peer);
         record_client(&client.id);
         let request = token::parse_token_request(params).map_err(Error::Token)?;
 
         let now = self.clock.now();
-        let grant = match self.store.take(&CodeHash::of(&request.code), now).await? {
+        let redemption = self.store.take(&CodeHash::of(&request.code), now).await?;
+        self.metrics.code_presented(&redemption);
+        let grant = match redemption {
             Redemption::Redeemed(grant) => grant,
             Redemption::AlreadyRedeemed => {
                 // Tokens already issued from this code are self-contained and live 5 s: they
@@ -137,6 +158,7 @@ impl App {
             self.config.access_token_ttl,
         );
         let access_token = self.sign(&claims)?;
+        self.metrics.token_issued(grant.scope);
         tracing::info!(scope = grant.scope.as_str(), "access token issued");
         Ok(TokenResponse {
             access_token,

@@ -99,6 +99,9 @@ pub enum Error {
     },
     #[error("token request refused: {0}")]
     Token(OAuthError),
+    /// Too many failed client authentications from this address: it must wait.
+    #[error("client authentication throttled for {retry_after:?}")]
+    SlowDown { retry_after: std::time::Duration },
     #[error("code store unavailable: {0}")]
     Store(#[from] StoreError),
     #[error("cannot sign the access token: {0}")]
@@ -116,6 +119,16 @@ impl IntoResponse for Error {
                 (StatusCode::BAD_REQUEST, error.body())
             }
             Error::InvalidClient { error, .. } => (StatusCode::UNAUTHORIZED, error.body()),
+            Error::SlowDown { retry_after } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorBody::new(
+                    ErrorCode::TemporarilyUnavailable.as_str(),
+                    format!(
+                        "too many failed client authentications from this address; retry in {} s",
+                        retry_seconds(*retry_after)
+                    ),
+                ),
+            ),
             Error::Store(err) => {
                 tracing::error!(error = %err, "code store unavailable");
                 (
@@ -149,6 +162,12 @@ impl IntoResponse for Error {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        if let Error::SlowDown { retry_after } = &self {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_seconds(*retry_after)),
+            );
+        }
         if let Error::InvalidClient {
             method: AuthMethod::Basic | AuthMethod::None,
             ..
@@ -161,4 +180,9 @@ impl IntoResponse for Error {
         }
         response
     }
+}
+
+/// Whole seconds for `Retry-After`, rounded up so that a client waiting that long is let in.
+fn retry_seconds(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

@@ -7,13 +7,18 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::Algorithm;
+use tracing::Instrument;
 
 use crate::keys::{KeyRing, KeySet};
 
-/// Spawns the reloader; it stops once `ring` is dropped.
+/// Spawns the reloader; it stops once `ring` is dropped. Its log lines keep the fields of the
+/// span it was spawned in (the service's).
 pub fn spawn(ring: &Arc<KeyRing>, dir: PathBuf, algorithm: Algorithm, every: Duration) {
     let ring = Arc::downgrade(ring);
-    tokio::spawn(async move { reload_loop(ring, dir, algorithm, every).await });
+    tokio::spawn(
+        async move { reload_loop(ring, dir, algorithm, every).await }
+            .instrument(tracing::Span::current()),
+    );
 }
 
 async fn reload_loop(ring: Weak<KeyRing>, dir: PathBuf, algorithm: Algorithm, every: Duration) {

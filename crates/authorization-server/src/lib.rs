@@ -8,11 +8,13 @@ pub mod config;
 mod error;
 mod key_reload;
 pub mod keys;
+mod metrics;
 mod params;
 mod pkce;
 mod redis_store;
 mod routes;
 pub mod store;
+mod throttle;
 mod token;
 
 use std::future::Future;
@@ -22,6 +24,7 @@ use std::sync::Arc;
 use axum::routing::{get, post};
 use axum::Router;
 use common::config::{ConfigError, Env};
+use common::observability::Observability;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
 use tokio::net::TcpListener;
@@ -32,6 +35,7 @@ pub use crate::config::Config;
 use crate::keys::{KeyRing, KeySet, SigningKey};
 use crate::redis_store::RedisCodeStore;
 use crate::store::{CodeStore, MemoryCodeStore};
+use crate::throttle::ClientAuthThrottle;
 
 pub const SERVICE_NAME: &str = "authorization-server";
 
@@ -57,11 +61,16 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
         }
         None => Arc::new(MemoryCodeStore::new()),
     };
+    let observability = Observability::new(SERVICE_NAME)?;
+    let metrics = metrics::Metrics::register(observability.registry())?;
     Ok(App {
         config,
         keys,
         store,
         clock,
+        throttle: ClientAuthThrottle::new(),
+        observability,
+        metrics,
     })
 }
 
@@ -101,8 +110,10 @@ fn key_set(config: &Config) -> Result<KeySet, BoxError> {
     Ok(KeySet::single(key))
 }
 
+/// The routes, `/metrics` and the middleware stack of [`common::observability`].
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let observability = app.observability.clone();
+    let routes = Router::new()
         .route(
             "/.well-known/oauth-authorization-server",
             get(routes::metadata),
@@ -114,17 +125,15 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(routes::readyz))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .with_state(app)
-        .layer(axum::middleware::from_fn_with_state(
-            SERVICE_NAME,
-            common::request_id::track,
-        ))
+        .with_state(app);
+    observability.wrap(routes)
 }
 
 pub struct AuthorizationServer;
 
 impl Service for AuthorizationServer {
     const NAME: &'static str = SERVICE_NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Config = Config;
 
     fn config(env: &Env) -> Result<Config, ConfigError> {

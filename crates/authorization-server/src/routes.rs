@@ -1,12 +1,13 @@
 //! HTTP handlers: parse the request, call [`App`], map the result. Nothing else.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 
 use crate::app::App;
 use crate::error::{Error, OAuthError};
@@ -36,8 +37,18 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
     }
 }
 
-pub async fn token(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    match token_response(&app, &headers, &body).await {
+pub async fn token(
+    State(app): State<Arc<App>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    // Without connection info (a router served without it) all callers share one address.
+    let peer = peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(addr))| addr.ip(),
+    );
+    match token_response(&app, &headers, &body, peer).await {
         Ok(response) => (
             [
                 (header::CACHE_CONTROL, "no-store"),
@@ -54,6 +65,7 @@ async fn token_response(
     app: &App,
     headers: &HeaderMap,
     body: &[u8],
+    peer: IpAddr,
 ) -> Result<crate::app::TokenResponse, Error> {
     let form_content = headers
         .get(header::CONTENT_TYPE)
@@ -84,7 +96,7 @@ async fn token_response(
             )))
         }
     };
-    app.token(authorization, &Params::parse(body)).await
+    app.token(authorization, &Params::parse(body), peer).await
 }
 
 pub async fn metadata(State(app): State<Arc<App>>) -> Json<serde_json::Value> {

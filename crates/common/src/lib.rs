@@ -1,13 +1,16 @@
 //! What the three services share. Nothing here knows about a particular service: the access-token
 //! claims are the contract between the authorization server and the resource server, the rest is
-//! plumbing (configuration, telemetry, request ids, error bodies, serving, the HTTP client).
+//! plumbing (configuration, telemetry and error reporting, request ids, metrics and the middleware
+//! stack, error bodies, serving, the HTTP client).
 
 pub mod claims;
 pub mod clock;
 pub mod config;
 pub mod error_body;
+pub mod error_reporting;
 pub mod healthcheck;
 pub mod http_client;
+pub mod observability;
 pub mod request_id;
 pub mod scope;
 pub mod server;

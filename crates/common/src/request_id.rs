@@ -1,13 +1,10 @@
 //! The request id: taken from the caller's `X-Request-Id` when well-formed, made otherwise, carried
-//! by the request's tracing span, forwarded upstream by the webapp and echoed in every response.
+//! by the request's tracing span (see [`crate::observability::track`]), forwarded upstream by the
+//! webapp and echoed in every response.
 
-use std::time::Instant;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use http::{HeaderName, HeaderValue};
-use tracing::Instrument;
+use http::HeaderName;
+#[cfg(test)]
+use http::HeaderValue;
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -32,7 +29,7 @@ impl RequestId {
         &self.0
     }
 
-    fn from_headers(headers: &http::HeaderMap) -> Self {
+    pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {
         headers
             .get(&HEADER)
             .and_then(|value| value.to_str().ok())
@@ -41,57 +38,18 @@ impl RequestId {
     }
 }
 
-/// Middleware: binds a request id to the request (as an extension and as the span every log line
-/// of the request is written in), logs one line per request and echoes the id in the response.
-/// Use with `axum::middleware::from_fn_with_state(SERVICE_NAME, track)`.
-pub async fn track(
-    State(service): State<&'static str>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let request_id = RequestId::from_headers(request.headers());
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|path| path.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let span = tracing::info_span!(
-        "request",
-        service,
-        request_id = request_id.as_str(),
-        user_id = tracing::field::Empty,
-        client_id = tracing::field::Empty,
-    );
-    request.extensions_mut().insert(request_id.clone());
-
-    let mut response = next.run(request).instrument(span.clone()).await;
-
-    let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            %method,
-            route,
-            status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request handled"
-        );
-    });
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-        response.headers_mut().insert(HEADER, value);
-    }
-    response
-}
-
 /// Records a value known only once the request has been parsed (the user, the client) on the
-/// request's span, so that every later log line of the request carries it.
+/// request's span, so that every later log line of the request carries it, and as a tag of the
+/// request's Sentry scope. Pass only validated values (a [`crate::UserName`], a registered or
+/// signed client id): they end up in log lines and headers of error reports.
 pub fn record_user(user: &str) {
     tracing::Span::current().record("user_id", user);
+    sentry::configure_scope(|scope| scope.set_tag("user_id", user));
 }
 
 pub fn record_client(client_id: &str) {
     tracing::Span::current().record("client_id", client_id);
+    sentry::configure_scope(|scope| scope.set_tag("client_id", client_id));
 }
 
 #[cfg(test)]

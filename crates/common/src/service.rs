@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
 
@@ -14,6 +15,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// A service as the binaries and the all-in-one launcher see it.
 pub trait Service {
     const NAME: &'static str;
+    /// The crate version: with the name, the release reported to Sentry.
+    const VERSION: &'static str;
     type Config: Send + 'static;
 
     fn config(env: &Env) -> Result<Self::Config, ConfigError>;
@@ -40,10 +43,15 @@ pub fn run_main<S: Service>() -> ExitCode {
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
         return crate::healthcheck::probe(S::listen_addr(&config));
     }
-    if let Err(err) = crate::telemetry::init(&env) {
-        eprintln!("{}: configuration error: {err}", S::NAME);
-        return ExitCode::from(2);
-    }
+    let release = format!("{}@{}", S::NAME, S::VERSION);
+    // Held until `main` returns: dropping it flushes the events queued for Sentry.
+    let _telemetry = match crate::telemetry::init(&env, S::NAME, &release) {
+        Ok(telemetry) => telemetry,
+        Err(err) => {
+            eprintln!("{}: configuration error: {err}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -63,15 +71,21 @@ pub fn run_main<S: Service>() -> ExitCode {
     }
 }
 
-/// Binds the configured address and serves until `shutdown` completes.
+/// Binds the configured address and serves until `shutdown` completes. Runs in a `service` span,
+/// so that the lines written outside requests (start-up, background tasks) name their service too.
 pub async fn bind_and_serve<S: Service>(
     config: S::Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    let addr = S::listen_addr(&config);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
-    tracing::info!(service = S::NAME, %addr, "listening");
-    S::serve(listener, config, shutdown).await
+    let span = tracing::info_span!("service", service = S::NAME);
+    async move {
+        let addr = S::listen_addr(&config);
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+        tracing::info!(service = S::NAME, %addr, "listening");
+        S::serve(listener, config, shutdown).await
+    }
+    .instrument(span)
+    .await
 }

@@ -43,6 +43,28 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value of [`Error::reason`].
+    pub const REASONS: [&'static str; 6] = [
+        "missing_token",
+        "invalid_request",
+        "invalid_token",
+        "insufficient_scope",
+        "keys_unavailable",
+        "internal",
+    ];
+
+    /// The kind of failure as a metric label (`token_validations_refused_total{reason}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::MissingToken => "missing_token",
+            Error::InvalidRequest(_) => "invalid_request",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::InsufficientScope { .. } => "insufficient_scope",
+            Error::KeysUnavailable => "keys_unavailable",
+            Error::Internal(_) => "internal",
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Error::MissingToken | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
@@ -114,7 +136,8 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(error = %self, "request failed");
+            // An error line: reported to Sentry with the request's tags.
+            tracing::error!(error = %self, "request failed");
         } else {
             tracing::info!(error = %self, "request refused");
         }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::config::{ConfigError, Env};
+use common::observability::Observability;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
 use tokio::net::TcpListener;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 pub mod config;
 pub mod error;
 pub mod jwks;
+mod metrics;
 pub mod request;
 pub mod routes;
 pub mod validation;
@@ -34,12 +36,16 @@ pub struct AppState {
     validator: Arc<validation::TokenValidator>,
     keys: Arc<jwks::KeyCache>,
     clock: Arc<dyn Clock>,
+    observability: Observability,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
     /// Builds the state; the JWKS is not fetched here but when a token first needs a key.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
         let client = common::http_client::build(config.upstream_timeout)?;
+        let observability = Observability::new(SERVICE_NAME)?;
+        let metrics = metrics::Metrics::register(observability.registry())?;
         Ok(Self {
             validator: Arc::new(validation::TokenValidator::new(config)),
             keys: Arc::new(jwks::KeyCache::new(
@@ -49,6 +55,8 @@ impl AppState {
                 config.jwks_refetch_interval,
             )),
             clock,
+            observability,
+            metrics,
         })
     }
 }
@@ -83,6 +91,7 @@ pub struct ResourceServer;
 
 impl Service for ResourceServer {
     const NAME: &'static str = SERVICE_NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Config = Config;
 
     fn config(env: &Env) -> Result<Config, ConfigError> {

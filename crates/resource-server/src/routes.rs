@@ -16,19 +16,18 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 use crate::error::Error;
-use crate::{request, AppState, SERVICE_NAME};
+use crate::{request, AppState};
 
+/// The routes, `/metrics` and the middleware stack of [`common::observability`].
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let observability = state.observability.clone();
+    let routes = Router::new()
         .route(Scope::CurrentTime.path(), get(current_time))
         .route(Scope::EpochTime.path(), get(epoch_time))
         .route("/healthz", get(healthz))
         .fallback(not_found)
-        .with_state(state)
-        .layer(axum::middleware::from_fn_with_state(
-            SERVICE_NAME,
-            common::request_id::track,
-        ))
+        .with_state(state);
+    observability.wrap(routes)
 }
 
 #[derive(Debug, Serialize)]
@@ -73,7 +72,22 @@ async fn not_found() -> Response {
 }
 
 /// Every check of a protected request, in order; on success the user the token was issued for.
+/// Counted as accepted or refused (by reason).
 async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    requested: Scope,
+) -> Result<UserName, Error> {
+    let checked = check(state, headers, query, requested).await;
+    match &checked {
+        Ok(_) => state.metrics.accepted(),
+        Err(error) => state.metrics.refused(error),
+    }
+    checked
+}
+
+async fn check(
     state: &AppState,
     headers: &HeaderMap,
     query: Option<&str>,

@@ -80,6 +80,20 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value of [`Error::upstream_reason`].
+    pub const UPSTREAM_REASONS: [&'static str; 3] = ["unreachable", "timeout", "error_answer"];
+
+    /// How an upstream call failed, as a metric label; `None` for errors that are not about an
+    /// upstream call.
+    pub fn upstream_reason(&self) -> Option<&'static str> {
+        match self {
+            Error::Unreachable { .. } => Some("unreachable"),
+            Error::TimedOut { .. } => Some("timeout"),
+            Error::Upstream { .. } => Some("error_answer"),
+            Error::InvalidRequest(_) | Error::Callback(_) => None,
+        }
+    }
+
     /// A 502 whose error code and description come from the upstream; both are cleaned so that
     /// they are safe to echo and to log.
     pub fn upstream(step: Step, error: &str, description: &str) -> Self {
@@ -177,7 +191,8 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.status();
         if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), error = %self, "user call failed");
+            // An error line: reported to Sentry with the request's tags.
+            tracing::error!(status = status.as_u16(), error = %self, "user call failed");
         } else {
             tracing::info!(status = status.as_u16(), error = %self, "request refused");
         }
@@ -218,6 +233,8 @@ pub enum SetupError {
     HttpClient(#[from] reqwest::Error),
     #[error("invalid {what} URL: {reason}")]
     Url { what: &'static str, reason: String },
+    #[error("cannot register the metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 #[cfg(test)]

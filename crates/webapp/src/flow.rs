@@ -11,6 +11,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Instant;
 
 use common::config::origin_string;
 use common::request_id::{RequestId, HEADER};
@@ -27,6 +28,7 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{Error, SetupError, Step};
+use crate::metrics::Metrics;
 
 /// Why a redirect from the authorization server is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,9 +102,13 @@ pub fn check_redirect_query(
         Some(_) => {}
     }
     if let Some(error) = params.error {
+        // Cleaned here: these come from a query string anyone can send to /callback, and end up
+        // in log lines and bodies.
         return Err(RedirectError::Refused {
-            error,
-            description: params.error_description,
+            error: crate::error::clean(&error, 64),
+            description: params
+                .error_description
+                .map(|description| crate::error::clean(&description, 256)),
         });
     }
     match params.code {
@@ -147,6 +153,7 @@ type OAuthClient =
 /// Everything a flow needs, built once at start-up and shared by all requests.
 pub struct Flow {
     config: Config,
+    metrics: Metrics,
     http: reqwest::Client,
     oauth: OAuthClient,
     current_time_url: Url,
@@ -154,7 +161,7 @@ pub struct Flow {
 }
 
 impl Flow {
-    pub fn new(config: Config) -> Result<Self, SetupError> {
+    pub fn new(config: Config, metrics: Metrics) -> Result<Self, SetupError> {
         let http = common::http_client::build(config.upstream_timeout)?;
         let authorization_server = origin_string(&config.authorization_server_url);
         let auth_url = AuthUrl::new(format!("{authorization_server}/authorize"))
@@ -181,6 +188,7 @@ impl Flow {
             current_time_url: resource_url(Scope::CurrentTime)?,
             epoch_time_url: resource_url(Scope::EpochTime)?,
             config,
+            metrics,
             http,
             oauth,
         })
@@ -197,11 +205,30 @@ impl Flow {
         user: &UserName,
         request_id: &RequestId,
     ) -> Result<Vec<u8>, Error> {
-        let (code, verifier) = self.authorize(scope, user, request_id).await?;
+        let (code, verifier) = self
+            .timed(Step::Authorize, self.authorize(scope, user, request_id))
+            .await?;
         tracing::debug!(scope = scope.as_str(), "authorization code received");
-        let token = self.redeem(code, verifier, request_id).await?;
+        let token = self
+            .timed(Step::Token, self.redeem(code, verifier, request_id))
+            .await?;
         tracing::debug!(scope = scope.as_str(), "access token received");
-        self.fetch(scope, user, &token, request_id).await
+        self.timed(Step::Resource, self.fetch(scope, user, &token, request_id))
+            .await
+    }
+
+    /// Runs one step's upstream call, measured (`upstream_request_duration_seconds`) and, when it
+    /// fails, counted (`upstream_errors_total`).
+    async fn timed<T>(
+        &self,
+        step: Step,
+        call: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .observe(step, started.elapsed(), result.as_ref().err());
+        result
     }
 
     /// Step 1: `GET /authorize` with a fresh state and PKCE pair; the code comes back in the

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod error;
 pub mod flow;
+mod metrics;
 mod routes;
 
 use std::future::Future;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::config::{ConfigError, Env};
+use common::observability::Observability;
 use common::service::{BoxError, Service};
 use tokio::net::TcpListener;
 
@@ -23,9 +25,13 @@ pub use flow::{check_location, check_redirect_query, Flow, RedirectError};
 
 pub const SERVICE_NAME: &str = "webapp";
 
-/// The webapp's routes, with request-id tracking; builds the shared HTTP client.
+/// The webapp's routes, `/metrics` and the middleware stack of [`common::observability`]; builds
+/// the shared HTTP client and the service's metrics registry.
 pub fn router(config: Config) -> Result<Router, SetupError> {
-    Ok(routes::router(Arc::new(Flow::new(config)?)))
+    let observability = Observability::new(SERVICE_NAME)?;
+    let metrics = metrics::Metrics::register(observability.registry())?;
+    let flow = Arc::new(Flow::new(config, metrics)?);
+    Ok(observability.wrap(routes::router(flow)))
 }
 
 /// Serves the webapp on `listener` until `shutdown` completes.
@@ -44,6 +50,7 @@ pub struct Webapp;
 
 impl Service for Webapp {
     const NAME: &'static str = SERVICE_NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
     type Config = Config;
 
     fn config(env: &Env) -> Result<Config, ConfigError> {

@@ -12,7 +12,6 @@ use common::{ErrorBody, Scope, UserName};
 
 use crate::error::Error;
 use crate::flow::{self, Flow};
-use crate::SERVICE_NAME;
 
 pub(crate) fn router(flow: Arc<Flow>) -> Router {
     Router::new()
@@ -22,10 +21,6 @@ pub(crate) fn router(flow: Arc<Flow>) -> Router {
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(flow)
-        .layer(axum::middleware::from_fn_with_state(
-            SERVICE_NAME,
-            request_id::track,
-        ))
 }
 
 async fn current_time(

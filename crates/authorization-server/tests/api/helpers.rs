@@ -35,7 +35,9 @@ pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
     let app = Arc::new(app(config, clock.clone()).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router(app)).await });
+    tokio::spawn(async move {
+        common::server::serve(listener, router(app), std::future::pending()).await
+    });
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

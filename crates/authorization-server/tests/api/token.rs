@@ -231,3 +231,32 @@ async fn another_grant_type_is_unsupported() {
     let response = server.token_basic(&form, "1234", "qwerty").await;
     assert_error(response, 400, "unsupported_grant_type").await;
 }
+
+#[tokio::test]
+async fn repeated_wrong_secrets_make_that_address_wait_with_retry_after() {
+    let server = spawn(&[]).await;
+    let code = server.code("epoch_time").await;
+    let form = redeem_form(&code);
+    for attempt in 1..=6 {
+        let response = server.token_basic(&as_refs(&form), "1234", "guess").await;
+        assert_eq!(response.status(), 401, "attempt {attempt}");
+    }
+    // Now even the right secret must wait: the answer can't tell a good guess from a bad one.
+    let throttled = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    assert_eq!(throttled.status(), 429);
+    let retry_after: u64 = throttled.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(retry_after, 1);
+    assert_error(throttled, 429, "temporarily_unavailable").await;
+
+    tokio::time::sleep(Duration::from_millis(1_050)).await;
+    let response = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    assert_eq!(
+        response.status(),
+        200,
+        "after the wait the real secret works"
+    );
+}

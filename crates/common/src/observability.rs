@@ -1,0 +1,306 @@
+//! The middleware every service wraps its routes in, written once and read top to bottom
+//! (outermost first):
+//!
+//! 1. a Sentry hub of the request's own ([`SentryLayer`]), so tags set during one request never
+//!    reach another's events, with the request's method and path ([`SentryHttpLayer`]; the rest is
+//!    scrubbed, see [`crate::error_reporting`]);
+//! 2. [`track`]: the request id, the request's span, its Sentry tags, the one "request handled"
+//!    log line, the HTTP metrics, and a Sentry event for a 5xx answer nothing reported yet;
+//! 3. a panic becomes a 500 JSON answer ([`CatchPanicLayer`]) instead of a dropped connection.
+//!
+//! Plus `GET /metrics`: this service's registry in the Prometheus text format. Each service (even
+//! three in one process) has its own registry, passed around in its state: nothing is global.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Method, StatusCode};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use sentry::integrations::tower::{SentryHttpLayer, SentryLayer};
+use sentry::{Hub, Scope};
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::request_id::{RequestId, HEADER};
+use crate::telemetry::PANIC_TARGET;
+use crate::ErrorBody;
+
+/// Latency buckets in seconds, for incoming requests and upstream calls alike.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// A service's telemetry handles: its name, its metrics registry (services register their own
+/// metrics in it) and the HTTP metrics every service has.
+#[derive(Clone)]
+pub struct Observability {
+    service: &'static str,
+    registry: Registry,
+    http: HttpMetrics,
+}
+
+impl Observability {
+    /// A fresh registry holding the HTTP metrics.
+    pub fn new(service: &'static str) -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http = HttpMetrics::register(&registry)?;
+        Ok(Self {
+            service,
+            registry,
+            http,
+        })
+    }
+
+    pub fn service(&self) -> &'static str {
+        self.service
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// `router` with `GET /metrics` and the middleware stack described in the module docs.
+    pub fn wrap(&self, router: Router) -> Router {
+        let registry = self.registry.clone();
+        router
+            .route("/metrics", get(move || metrics(registry.clone())))
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), track))
+            .layer(SentryHttpLayer::new())
+            .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
+    }
+}
+
+/// A Sentry hub for one request: the process's client and an empty scope, so an event carries
+/// only this request's tags and breadcrumbs (not those of start-up, nor of another service of the
+/// all-in-one process).
+fn request_hub(_request: &Request) -> Arc<Hub> {
+    Arc::new(Hub::new(Hub::main().client(), Arc::new(Scope::default())))
+}
+
+/// `http_requests_total{route,method,status}` and `http_request_duration_seconds{route,method}`.
+#[derive(Clone)]
+struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl HttpMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
+            &["route", "method", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from receiving an HTTP request to its answer",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "method"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self { requests, duration })
+    }
+
+    fn observe(&self, route: &str, method: &str, status: StatusCode, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, method, status.as_str()])
+            .inc();
+        self.duration
+            .with_label_values(&[route, method])
+            .observe(elapsed.as_secs_f64());
+    }
+}
+
+/// A method as a label: the standard ones by name, anything else as `other`, so a caller cannot
+/// grow the number of series.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Middleware: binds a request id to the request (as an extension, as the span every log line of
+/// the request is written in, and as a tag of its Sentry scope), logs one line per request,
+/// counts it, and echoes the id in the response. A 5xx answer that nothing reported to Sentry
+/// while the request ran (an error log line or a panic would have) is reported here.
+pub async fn track(
+    State(observability): State<Observability>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let service = observability.service;
+    let request_id = RequestId::from_headers(request.headers());
+    let method = method_label(request.method());
+    // The route pattern, not the path: bounded, and free of anything the caller put in the URL.
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |path| path.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        service,
+        request_id = request_id.as_str(),
+        user_id = tracing::field::Empty,
+        client_id = tracing::field::Empty,
+    );
+    sentry::configure_scope(|scope| {
+        scope.set_tag("service", service);
+        scope.set_tag("request_id", request_id.as_str());
+        scope.set_transaction(Some(&format!("{method} {route}")));
+    });
+    request.extensions_mut().insert(request_id.clone());
+
+    let mut response = next.run(request).instrument(span.clone()).await;
+
+    let status = response.status();
+    let elapsed = started.elapsed();
+    observability.http.observe(&route, method, status, elapsed);
+    span.in_scope(|| {
+        tracing::info!(
+            method,
+            route,
+            status = status.as_u16(),
+            // whole microseconds, so the line shows 1.065 rather than 1.0650040000000001
+            latency_ms = elapsed.as_micros() as f64 / 1000.0,
+            "request handled"
+        );
+        if status.is_server_error() && sentry::Hub::current().last_event_id().is_none() {
+            sentry::capture_message(
+                &format!("{method} {route} answered {status}"),
+                sentry::Level::Error,
+            );
+        }
+    });
+    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}
+
+/// The answer to a request whose handler panicked. The panic hook has already reported it (with a
+/// backtrace) to Sentry when Sentry is on; this line is for the logs.
+fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
+    tracing::error!(target: PANIC_TARGET, "the handler panicked; answered 500");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(ErrorBody::new("server_error", "internal error")),
+    )
+        .into_response()
+}
+
+async fn metrics(registry: Registry) -> Response {
+    let mut text = String::new();
+    match TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
+        Ok(()) => (
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static(prometheus::TEXT_FORMAT),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "cannot encode the metrics");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn app() -> (Observability, Router) {
+        let observability = Observability::new("test").unwrap();
+        let router = observability.wrap(
+            Router::new()
+                .route("/ok", get(|| async { "ok" }))
+                .route("/boom", get(boom)),
+        );
+        (observability, router)
+    }
+
+    #[allow(clippy::panic)]
+    async fn boom() -> &'static str {
+        panic!("boom")
+    }
+
+    async fn call(router: &Router, uri: &str, request_id: Option<&str>) -> Response {
+        let mut request = http::Request::builder().uri(uri);
+        if let Some(id) = request_id {
+            request = request.header(&HEADER, id);
+        }
+        router
+            .clone()
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn body(response: Response) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_request_id_is_echoed_or_made() {
+        let (_, router) = app();
+        let response = call(&router, "/ok", Some("abc-1")).await;
+        assert_eq!(response.headers()[&HEADER], "abc-1");
+        let response = call(&router, "/ok", Some("bad id")).await;
+        let made = response.headers()[&HEADER].to_str().unwrap();
+        assert!(uuid::Uuid::parse_str(made).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_json_answer_and_requests_are_counted() {
+        let (_, router) = app();
+        let response = call(&router, "/boom", None).await;
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().contains_key(&HEADER));
+        assert!(body(response).await.contains("server_error"));
+        call(&router, "/ok", None).await;
+        call(&router, "/nowhere", None).await;
+
+        let response = call(&router, "/metrics", None).await;
+        assert_eq!(response.headers()[CONTENT_TYPE], prometheus::TEXT_FORMAT);
+        let text = body(response).await;
+        for expected in [
+            r#"http_requests_total{method="GET",route="/boom",status="500"} 1"#,
+            r#"http_requests_total{method="GET",route="/ok",status="200"} 1"#,
+            r#"http_requests_total{method="GET",route="unmatched",status="404"} 1"#,
+            r#"http_request_duration_seconds_count{method="GET",route="/ok"} 1"#,
+            "# TYPE http_request_duration_seconds histogram",
+        ] {
+            assert!(text.contains(expected), "{expected} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn unusual_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "other");
+    }
+}

@@ -1,0 +1,273 @@
+//! The JSON log lines of whole flows through the three real services, captured in memory: one
+//! process-wide subscriber, so this is a test binary of its own, and its flows run one at a time.
+
+// Tests fail by panicking: unwrap is how a test says "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[allow(dead_code)]
+#[path = "../e2e/system.rs"]
+mod system;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use common::config::Env;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::system::System;
+
+/// Everything every service of this process logged.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// The lines written since byte `from`.
+    fn text_since(&self, from: usize) -> String {
+        String::from_utf8(self.0.lock().unwrap()[from..].to_vec()).unwrap()
+    }
+
+    fn lines_since(&self, from: usize) -> Vec<Value> {
+        self.text_since(from)
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect()
+    }
+}
+
+/// The process's telemetry, as the binaries install it, with `LOG_FORMAT=json`.
+fn logs() -> &'static Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let env = Env::from_pairs([
+            ("LOG_FORMAT", "json".to_owned()),
+            // the webapp's debug lines are written between the steps that hold the secrets
+            ("RUST_LOG", "info,webapp=debug".to_owned()),
+        ]);
+        let telemetry =
+            common::telemetry::init_with_writer(&env, "logging-tests", "test@0", move || {
+                writer.clone()
+            })
+            .unwrap();
+        assert!(!telemetry.reports_errors());
+        captured
+    })
+}
+
+/// Waits until the services have written the lines of the request that just got its answer (the
+/// "request handled" line follows the answer by a few microseconds).
+async fn settle() {
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+}
+
+fn str_field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
+    line.get(name).and_then(Value::as_str)
+}
+
+#[tokio::test]
+async fn one_request_id_user_and_client_on_every_line_of_a_flow_and_no_secret_anywhere() {
+    let logs = logs();
+    let start = logs.len();
+    let system = System::start().await;
+    // A first call fetches the resource server's JWKS (a call of its own, with its own id).
+    let warm_up = system
+        .get(format!("{}/epoch_time?user=alice", system.webapp))
+        .await;
+    assert_eq!(warm_up.status(), 200);
+    settle().await;
+
+    // 1. One user call through the webapp, with the caller's request id.
+    let request_id = format!("flow-{}", uuid::Uuid::new_v4());
+    let from = logs.len();
+    let response = system
+        .http
+        .get(format!("{}/current_time?user=alice", system.webapp))
+        .header("x-request-id", &request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], request_id.as_str());
+    settle().await;
+
+    let lines = logs.lines_since(from);
+    assert!(lines.len() >= 6, "{lines:#?}");
+    let mut services = BTreeSet::new();
+    for line in &lines {
+        for field in ["timestamp", "level", "service", "message", "target"] {
+            assert!(line.get(field).is_some(), "no {field}: {line}");
+        }
+        // Every line written while the request was handled, in whichever service: the same id,
+        // and the user and the client, known to each service before it writes a line.
+        assert_eq!(
+            str_field(line, "request_id"),
+            Some(request_id.as_str()),
+            "{line}"
+        );
+        assert_eq!(str_field(line, "user_id"), Some("alice"), "{line}");
+        assert_eq!(str_field(line, "client_id"), Some("1234"), "{line}");
+        assert!(
+            line.get("span").is_none() && line.get("fields").is_none(),
+            "{line}"
+        );
+        services.insert(str_field(line, "service").unwrap().to_owned());
+    }
+    assert_eq!(
+        services,
+        BTreeSet::from(["authorization-server", "resource-server", "webapp"].map(String::from)),
+    );
+    // One line per request with method, route, status and latency, in each service.
+    let handled: Vec<&Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "request handled")
+        .collect();
+    let routes: BTreeSet<String> = handled
+        .iter()
+        .map(|line| {
+            format!(
+                "{} {} {}",
+                line["service"].as_str().unwrap(),
+                line["method"].as_str().unwrap(),
+                line["route"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        routes,
+        BTreeSet::from(
+            [
+                "authorization-server GET /authorize",
+                "authorization-server POST /token",
+                "resource-server GET /current_time",
+                "webapp GET /current_time",
+            ]
+            .map(String::from)
+        ),
+    );
+    for line in handled {
+        assert!(line["status"].as_u64().is_some(), "{line}");
+        assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    }
+
+    // 2. The same flow by hand, so that the test holds the secrets it then looks for.
+    let secrets = flow_by_hand(&system).await;
+    settle().await;
+
+    let everything = logs.text_since(start);
+    for secret in &secrets {
+        assert!(
+            !everything.contains(secret.as_str()),
+            "{secret} is in the logs"
+        );
+    }
+    // No access token of any flow (a JWT's header starts with `{"` = `eyJ`), no client secret.
+    assert!(!everything.contains("eyJ"), "a JWT is in the logs");
+    assert!(!everything.contains("qwerty"));
+    // Start-up lines name their service too.
+    for line in logs.lines_since(start) {
+        assert!(str_field(&line, "service").is_some(), "{line}");
+    }
+}
+
+/// The authorization code flow against the authorization server, then the resource call, each
+/// with a request id of its own; returns every secret it handled.
+async fn flow_by_hand(system: &System) -> Vec<String> {
+    let verifier = URL_SAFE_NO_PAD.encode(rand_bytes());
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    let redirect_uri = "http://localhost:8080/callback";
+    let response = system
+        .http
+        .get(format!("{}/authorize", system.authorization_server))
+        .header("x-request-id", "by-hand-authorize")
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "1234"),
+            ("redirect_uri", redirect_uri),
+            ("scope", "epoch_time"),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+            ("login_hint", "bob"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let code = location
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let response = system
+        .http
+        .post(format!("{}/token", system.authorization_server))
+        .header("x-request-id", "by-hand-token")
+        .basic_auth("1234", Some("qwerty"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let response = system
+        .http
+        .get(format!("{}/epoch_time", system.resource_server))
+        .header("x-request-id", "by-hand-resource")
+        .query(&[("user", "bob")])
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // A refused replay of the code, logged as such, still without the code.
+    let replay = system
+        .http
+        .post(format!("{}/token", system.authorization_server))
+        .basic_auth("1234", Some("qwerty"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", &verifier),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), 400);
+    let basic = STANDARD.encode("1234:qwerty");
+    vec![code, verifier, challenge, token, basic]
+}
+
+fn rand_bytes() -> [u8; 32] {
+    let id = uuid::Uuid::new_v4();
+    let mut bytes = [0u8; 32];
+    bytes[..16].copy_from_slice(id.as_bytes());
+    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    bytes
+}
