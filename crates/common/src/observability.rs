@@ -71,11 +71,55 @@ impl Observability {
         let registry = self.registry.clone();
         router
             .route("/metrics", get(move || metrics(registry.clone())))
+            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn(refuse_oversized))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(axum::middleware::from_fn_with_state(self.clone(), track))
             .layer(SentryHttpLayer::new())
             .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
     }
+}
+
+/// The largest request body any endpoint accepts (the biggest legitimate one, a token request, is
+/// well under 1 KiB).
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+/// The longest request target (path and query) accepted.
+pub const MAX_URI_BYTES: usize = 4 * 1024;
+
+/// 414 for an over-long URI, 413 for a declared body over the limit, both as JSON before any
+/// handler runs. (A body without a declared length is cut at the same limit by
+/// `DefaultBodyLimit`.)
+async fn refuse_oversized(request: Request, next: Next) -> Response {
+    let uri_len = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri_len > MAX_URI_BYTES {
+        return too_large(
+            StatusCode::URI_TOO_LONG,
+            format!("the request target is longer than {MAX_URI_BYTES} bytes"),
+        );
+    }
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return too_large(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        );
+    }
+    next.run(request).await
+}
+
+fn too_large(status: StatusCode, description: String) -> Response {
+    (
+        status,
+        axum::Json(crate::ErrorBody::new("invalid_request", description)),
+    )
+        .into_response()
 }
 
 /// A Sentry hub for one request: the process's client and an empty scope, so an event carries

@@ -1,7 +1,35 @@
 use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::Service;
+
+/// What one connection may cost the server, whatever the client does.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A client must send its whole request head within this time (a slow client cannot hold a
+    /// connection forever).
+    pub header_read_timeout: Duration,
+    /// Larger request heads are answered 431.
+    pub max_head_bytes: usize,
+    /// After shutdown is asked for, requests in flight get this long to finish.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            max_head_bytes: 16 * 1024,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
@@ -9,13 +37,56 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
-    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with_limits(listener, router, shutdown, Limits::default()).await
 }
 
+/// [`serve`] with explicit [`Limits`]. HTTP/1.1 only: every client here speaks it.
+pub async fn serve_with_limits(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    limits: Limits,
+) -> std::io::Result<()> {
+    // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
+    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_head_bytes.max(8192));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(service) = make_service.call(peer).await;
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, %peer, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
+    }
+    Ok(())
+}
 /// Completes on Ctrl-C or SIGTERM (what `docker stop` sends to PID 1).
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -43,4 +114,124 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use axum::body::Bytes;
+    use axum::routing::{get, post};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::observability::{Observability, MAX_BODY_BYTES, MAX_URI_BYTES};
+
+    async fn start(limits: Limits) -> SocketAddr {
+        let router = Router::new()
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/echo",
+                post(|body: Bytes| async move { body.len().to_string() }),
+            );
+        let router = Observability::new("limits-test").unwrap().wrap(router);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(serve_with_limits(
+            listener,
+            router,
+            std::future::pending(),
+            limits,
+        ));
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        };
+        let addr = start(limits).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let mut buffer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buffer)).await;
+        assert!(read.is_ok(), "the server kept the slow connection open");
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(250), "{waited:?}");
+        assert!(!String::from_utf8_lossy(&buffer).contains("200 OK"));
+    }
+
+    #[tokio::test]
+    async fn an_oversized_request_head_is_431() {
+        let addr = start(Limits::default()).await;
+        let response = reqwest::Client::new()
+            .get(format!("http://{addr}/healthz"))
+            .header(
+                "x-padding",
+                "a".repeat(Limits::default().max_head_bytes + 1024),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 431);
+    }
+
+    #[tokio::test]
+    async fn an_overlong_uri_is_414_json() {
+        let addr = start(Limits::default()).await;
+        let query = "a".repeat(MAX_URI_BYTES);
+        let response = reqwest::get(format!("http://{addr}/healthz?q={query}"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 414);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_413_declared_or_not() {
+        let addr = start(Limits::default()).await;
+        let client = reqwest::Client::new();
+        let url = format!("http://{addr}/echo");
+        let declared = client
+            .post(&url)
+            .body(vec![b'a'; MAX_BODY_BYTES + 1])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(declared.status(), 413);
+        let body: serde_json::Value = declared.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request");
+
+        // no Content-Length: a chunked body is cut at the same limit
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        for _ in 0..(MAX_BODY_BYTES / 1024 + 2) {
+            let chunk = format!("400\r\n{}\r\n", "a".repeat(1024));
+            if stream.write_all(chunk.as_bytes()).await.is_err() {
+                break; // the server may answer and close before the end
+            }
+        }
+        let _ = stream.write_all(b"0\r\n\r\n").await;
+        let mut answer = vec![0u8; 64];
+        let read = stream.read(&mut answer).await.unwrap();
+        let status_line = String::from_utf8_lossy(&answer[..read]).to_string();
+        assert!(status_line.starts_with("HTTP/1.1 413"), "{status_line}");
+
+        let fine = client
+            .post(&url)
+            .body(vec![b'a'; 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), 200);
+    }
 }
