@@ -10,9 +10,11 @@ RUSTFLAGS="-C target-feature=+crt-static" \
   -p webapp -p authorization-server -p resource-server
 for binary in webapp authorization-server resource-server; do
   path="target/$target/release/$binary"
-  if readelf -d "$path" | grep -q NEEDED; then
-    echo "build-static: $path needs shared libraries:" >&2
-    readelf -d "$path" | grep NEEDED >&2
+  # static: no shared library needed and no program interpreter (ld.so) requested
+  if readelf -d "$path" | grep -q NEEDED || readelf -l "$path" | grep -q INTERP; then
+    echo "build-static: $path is not static:" >&2
+    readelf -d "$path" | grep NEEDED >&2 || true
+    readelf -l "$path" | grep -A1 INTERP >&2 || true
     exit 1
   fi
   echo "$path: $(du -h "$path" | cut -f1), static"

@@ -29,6 +29,7 @@ fail() {
 }
 cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; }
 trap cleanup EXIT
+trap 'exit 130' INT TERM   # so that the EXIT trap tears the stack down on Ctrl-C too
 
 for port in 8080 8081 8082; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -43,7 +44,7 @@ echo "== images"
 dc build --quiet
 for service in webapp authorization-server resource-server; do
   size=$(docker image inspect -f '{{.Size}}' "oauth-time/$service:host")
-  printf '%-22s %6.1f MB\n' "$service" "$(echo "$size / 1000000" | bc -l)"
+  awk -v s="$service" -v b="$size" 'BEGIN { printf "image %-22s %5.1f MB\n", s, b / 1e6 }'
   [ "$size" -lt 20000000 ] || fail "image $service is $size bytes, over 20 MB"
 done
 
@@ -64,23 +65,49 @@ echo "== up"
 started=$(now_ms)
 dc up -d
 wait_healthy 60 authorization-server resource-server webapp
-echo "up to healthy: $(( $(now_ms) - started )) ms"
+awk -v ms="$(( $(now_ms) - started ))" 'BEGIN { printf "up to all three healthy: %.1f s\n", ms / 1000 }'
 
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
+# check_body ENDPOINT USER BODY: exactly {"<endpoint>": <now>, "user": USER}, the time within 5 s
+check_body() {
+  python3 - "$@" <<'PY'
+import datetime, json, sys, time
+endpoint, user, body = sys.argv[1:4]
+d = json.loads(body)
+assert set(d) == {endpoint, "user"}, f"keys {sorted(d)}"
+assert d["user"] == user, f"user {d['user']!r}"
+v = d[endpoint]
+if endpoint == "epoch_time":
+    assert type(v) is int, f"epoch_time is not an integer: {v!r}"
+    t = float(v)
+else:
+    assert isinstance(v, str) and (v.endswith("Z") or v.endswith("+00:00")), f"not RFC 3339 UTC: {v!r}"
+    t = datetime.datetime.fromisoformat(v.replace("Z", "+00:00")).timestamp()
+assert abs(t - time.time()) <= 5, f"time off by {t - time.time():.1f} s"
+PY
+}
+# check_error STATUS STEP BODY: a JSON error body {"error", "error_description", "step": STEP}
+check_error() {
+  python3 - "$@" <<'PY'
+import json, sys
+step, body = sys.argv[2:4]
+d = json.loads(body)
+assert isinstance(d.get("error"), str) and d["error"], "no error"
+assert "error_description" in d, "no error_description"
+assert d.get("step") == step, f"step {d.get('step')!r}"
+PY
+}
 # get URL -> sets status and body
 get() { body=$(curl -s -m 10 -o /dev/stdout -w '\n%{http_code}' "$@") || true; status=${body##*$'\n'}; body=${body%$'\n'*}; }
 
 echo "== the flow through the webapp"
 for user in alice bob; do
-  get "http://127.0.0.1:8080/epoch_time?user=$user"
-  [ "$status" = 200 ] || fail "epoch_time for $user: $status $body"
-  [ "$(json_field user <<<"$body")" = "$user" ] || fail "epoch_time user: $body"
-  epoch=$(json_field epoch_time <<<"$body")
-  [ $(( epoch - $(date +%s) )) -le 2 ] && [ $(( $(date +%s) - epoch )) -le 2 ] || fail "epoch_time is off: $body"
-  get "http://127.0.0.1:8080/current_time?user=$user"
-  [ "$status" = 200 ] || fail "current_time for $user: $status $body"
-  [ "$(json_field user <<<"$body")" = "$user" ] || fail "current_time user: $body"
-  echo "$user: ok ($body)"
+  for endpoint in epoch_time current_time; do
+    get "http://127.0.0.1:8080/$endpoint?user=$user"
+    [ "$status" = 200 ] || fail "webapp /$endpoint for $user: $status $body (expected 200)"
+    check_body "$endpoint" "$user" "$body" || fail "webapp /$endpoint for $user: bad body $body"
+    echo "webapp /$endpoint?user=$user: 200 $body"
+  done
 done
 
 echo "== a token used after its 5 seconds"
@@ -92,33 +119,45 @@ location=$(curl -s -o /dev/null -w '%{redirect_url}' -G "http://127.0.0.1:8081/a
   --data-urlencode resource=http://localhost:8082/epoch_time --data-urlencode state=e2e \
   --data-urlencode code_challenge="$challenge" --data-urlencode code_challenge_method=S256 \
   --data-urlencode login_hint=alice)
-code=$(python3 -c 'import sys,urllib.parse as u; print(u.parse_qs(u.urlsplit(sys.argv[1]).query)["code"][0])' "$location") \
-  || fail "no code in the redirect: $location"
+code=$(python3 - "$location" <<'PY'
+import sys, urllib.parse as u
+url = u.urlsplit(sys.argv[1])
+q = u.parse_qs(url.query)
+assert f"{url.scheme}://{url.netloc}{url.path}" == "http://localhost:8080/callback", url
+assert q.get("state") == ["e2e"], f"state {q.get('state')}"
+assert q.get("iss") == ["http://localhost:8081"], f"iss {q.get('iss')}"
+print(q["code"][0])
+PY
+) || fail "authorization server /authorize: bad redirect: '$location'"
 token_response=$(curl -s -u 1234:qwerty http://127.0.0.1:8081/token \
   --data-urlencode grant_type=authorization_code --data-urlencode code="$code" \
   --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode code_verifier="$verifier")
-token=$(json_field access_token <<<"$token_response") || fail "no token: $token_response"
+token=$(json_field access_token <<<"$token_response") || fail "authorization server /token: no token: $token_response"
 get -H "Authorization: Bearer $token" "http://127.0.0.1:8082/epoch_time?user=alice"
-[ "$status" = 200 ] || fail "a fresh token was refused: $status $body"
+[ "$status" = 200 ] || fail "resource server, fresh token: $status $body (expected 200)"
+check_body epoch_time alice "$body" || fail "resource server, fresh token: bad body $body"
 sleep 6
-get -H "Authorization: Bearer $token" "http://127.0.0.1:8082/epoch_time?user=alice"
-[ "$status" = 401 ] || fail "a 6-second-old token was not refused: $status $body"
-echo "fresh token: 200, after 6 s: 401"
+headers=$(curl -s -m 10 -o /dev/null -D - -H "Authorization: Bearer $token" "http://127.0.0.1:8082/epoch_time?user=alice" | tr -d '\r') || true
+status=$(awk 'NR == 1 { print $2 }' <<<"$headers")
+[ "$status" = 401 ] || fail "resource server, 6-second-old token: $status (expected 401)"
+grep -qi '^www-authenticate: Bearer.*error="invalid_token"' <<<"$headers" \
+  || fail "resource server, 6-second-old token: 401 without WWW-Authenticate error=\"invalid_token\": $headers"
+echo "resource server: fresh token 200, the same token 6 s later 401 invalid_token"
 
 echo "== resource server stopped"
 dc stop resource-server >/dev/null 2>&1
 t0=$(now_ms)
 get "http://127.0.0.1:8080/epoch_time?user=alice"
 elapsed=$(( $(now_ms) - t0 ))
-[ "$status" = 503 ] || fail "with the resource server stopped: $status $body (expected 503)"
-[ "$(json_field step <<<"$body")" = resource ] || fail "503 without step=resource: $body"
-[ "$elapsed" -le 3500 ] || fail "the 503 took $elapsed ms"
+[ "$status" = 503 ] || fail "resource server stopped: webapp answered $status $body (expected 503) in $elapsed ms"
+check_error 503 resource "$body" || fail "resource server stopped: bad 503 body $body"
+[ "$elapsed" -le 3500 ] || fail "resource server stopped: the 503 took $elapsed ms (timeout 3000 ms)"
 echo "503 in $elapsed ms: $body"
 dc start resource-server >/dev/null 2>&1
 wait_healthy 30 resource-server
 get "http://127.0.0.1:8080/epoch_time?user=alice"
-[ "$status" = 200 ] || fail "after the resource server came back: $status $body"
-echo "back: 200"
+[ "$status" = 200 ] || fail "resource server started again: webapp answered $status $body (expected 200)"
+echo "resource server started again: 200"
 
 retry_until_200() {  # retry_until_200 SECONDS WHAT
   local deadline=$((SECONDS + $1)) t0; t0=$(now_ms)
@@ -132,20 +171,24 @@ retry_until_200() {  # retry_until_200 SECONDS WHAT
 }
 
 echo "== authorization server restarted (new signing key)"
+started_at() { docker inspect -f '{{.Id}} {{.State.StartedAt}}' "$(container "$1")"; }
+others_before="$(started_at webapp) $(started_at resource-server)"
 kid_before=$(curl -s http://127.0.0.1:8081/.well-known/jwks.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
 dc restart authorization-server >/dev/null 2>&1
 wait_healthy 30 authorization-server
 kid_after=$(curl -s http://127.0.0.1:8081/.well-known/jwks.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
 [ "$kid_before" != "$kid_after" ] || fail "the restarted authorization server kept its key"
 retry_until_200 10 "after the authorization server restart"
+[ "$others_before" = "$(started_at webapp) $(started_at resource-server)" ] \
+  || fail "the authorization server restart touched the webapp or the resource server"
 
 echo "== webapp and resource server start while the authorization server is down"
 dc stop authorization-server >/dev/null 2>&1
 dc restart webapp resource-server >/dev/null 2>&1
 wait_healthy 30 webapp resource-server
 get "http://127.0.0.1:8080/epoch_time?user=alice"
-[ "$status" = 503 ] || fail "with the authorization server down: $status $body (expected 503)"
-[ "$(json_field step <<<"$body")" = authorize ] || fail "503 without step=authorize: $body"
+[ "$status" = 503 ] || fail "authorization server down: webapp answered $status $body (expected 503)"
+check_error 503 authorize "$body" || fail "authorization server down: bad 503 body $body"
 dc start authorization-server >/dev/null 2>&1
 wait_healthy 30 authorization-server
 retry_until_200 10 "once the authorization server is up"
