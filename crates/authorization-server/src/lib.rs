@@ -17,6 +17,17 @@ pub mod store;
 mod throttle;
 mod token;
 
+/// The request parsers and rules, for the fuzz targets in `fuzz/` (not an API).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::authorize::{authorize, Granted, Refusal};
+    pub use crate::error::{AuthMethod, ErrorCode, OAuthError};
+    pub use crate::params::{Params, Repeated};
+    pub use crate::pkce::{CodeChallenge, CodeVerifier};
+    pub use crate::token::{authenticate, parse_token_request, presented_credentials};
+    pub use crate::token::{PresentedCredentials, TokenRequest};
+}
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;

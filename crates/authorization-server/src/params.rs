@@ -73,4 +73,58 @@ mod tests {
         assert_eq!(params.first_repeated(&["a", "r"]), None);
         assert_eq!(params.all("r"), ["1", "2"]);
     }
+
+    mod properties {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+            // few short names so that repeats are common; any text as names and values
+            let name = prop_oneof!["[a-c]{1,2}", "\\PC{0,6}"];
+            proptest::collection::vec((name, "\\PC{0,8}"), 0..10)
+        }
+
+        proptest! {
+            #[test]
+            fn round_trips_form_urlencoded_pairs_and_reports_repeats(pairs in pairs()) {
+                let mut serializer = form_urlencoded::Serializer::new(String::new());
+                serializer.extend_pairs(&pairs);
+                let params = Params::parse(&serializer.finish());
+
+                let mut expected: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+                for (name, value) in &pairs {
+                    expected.entry(name).or_default().push(value);
+                }
+                for (name, values) in &expected {
+                    prop_assert_eq!(params.all(name), values.as_slice());
+                    let single = match values.as_slice() {
+                        [one] => Ok(Some(*one).filter(|v| !v.is_empty())),
+                        _ => Err(Repeated((*name).to_owned())),
+                    };
+                    prop_assert_eq!(params.single(name), single);
+                }
+                let first_repeated = expected
+                    .iter()
+                    .find(|(_, values)| values.len() > 1)
+                    .map(|(name, _)| Repeated((*name).to_owned()));
+                prop_assert_eq!(params.first_repeated(&[]), first_repeated);
+                let all_may_repeat: Vec<&str> = expected.keys().copied().collect();
+                prop_assert_eq!(params.first_repeated(&all_may_repeat), None);
+                prop_assert_eq!(params.single("absent\u{0}name"), Ok(None));
+            }
+
+            #[test]
+            fn parses_any_text(raw in "\\PC{0,64}|[a-z=&%+0-9]{0,64}") {
+                let params = Params::parse(&raw);
+                let reference: Vec<_> = form_urlencoded::parse(raw.as_bytes()).collect();
+                for (name, _) in &reference {
+                    let count = reference.iter().filter(|(n, _)| n == name).count();
+                    prop_assert_eq!(params.all(name).len(), count);
+                }
+            }
+        }
+    }
 }

@@ -72,4 +72,73 @@ mod tests {
         // a plain-method challenge (a verifier) is longer than 43 characters or not base64url
         assert!(CodeChallenge::parse(&"a~".repeat(22)).is_none());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const VERIFIER_REGEX: &str = "[A-Za-z0-9._~-]{43,128}";
+
+        fn s256(verifier: &str) -> String {
+            URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+        }
+
+        /// RFC 7636 §4.1 and §4.2 written without the parsers' code.
+        fn is_verifier(raw: &str) -> bool {
+            (43..=128).contains(&raw.len())
+                && raw
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+        }
+
+        fn is_s256_challenge(raw: &str) -> bool {
+            raw.len() == 43
+                && raw
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        }
+
+        proptest! {
+            #[test]
+            fn a_verifier_satisfies_its_challenge_and_no_other(
+                verifier in VERIFIER_REGEX,
+                other in VERIFIER_REGEX,
+            ) {
+                let parsed = CodeVerifier::parse(&verifier);
+                prop_assert!(parsed.is_some());
+                let challenge = CodeChallenge::parse(&s256(&verifier));
+                prop_assert!(challenge.is_some());
+                let (Some(parsed), Some(challenge)) = (parsed, challenge) else {
+                    return Ok(());
+                };
+                prop_assert!(challenge.is_satisfied_by(&parsed));
+                prop_assume!(other != verifier);
+                let other = CodeVerifier::parse(&other);
+                prop_assert!(other.is_some_and(|other| !challenge.is_satisfied_by(&other)));
+            }
+
+            #[test]
+            fn a_verifier_parses_iff_rfc_7636(raw in "\\PC{0,140}|[A-Za-z0-9._~+/= -]{38,134}") {
+                prop_assert_eq!(CodeVerifier::parse(&raw).is_some(), is_verifier(&raw));
+            }
+
+            #[test]
+            fn a_challenge_parses_iff_43_base64url_characters(
+                raw in "\\PC{0,50}|[A-Za-z0-9_+/=~.-]{40,46}|[A-Za-z0-9_-]{43}"
+            ) {
+                prop_assert_eq!(CodeChallenge::parse(&raw).is_some(), is_s256_challenge(&raw));
+            }
+
+            #[test]
+            fn a_verifier_is_never_its_own_challenge(verifier in VERIFIER_REGEX) {
+                // the `plain` method: sending the verifier as the challenge must not work
+                if let (Some(challenge), Some(parsed)) =
+                    (CodeChallenge::parse(&verifier), CodeVerifier::parse(&verifier))
+                {
+                    prop_assert!(!challenge.is_satisfied_by(&parsed));
+                }
+            }
+        }
+    }
 }

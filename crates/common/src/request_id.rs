@@ -79,4 +79,41 @@ mod tests {
         assert_ne!(id.as_str(), "bad id");
         assert!(uuid::Uuid::parse_str(id.as_str()).is_ok());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The documented rule, written without the parser's code.
+        fn is_request_id(raw: &str) -> bool {
+            (1..=128).contains(&raw.len())
+                && raw.bytes().all(|b| {
+                    b.is_ascii_uppercase()
+                        || b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b"._:-".contains(&b)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn accepts_exactly_the_reference(raw in "\\PC{0,140}") {
+                prop_assert_eq!(RequestId::parse(&raw).is_some(), is_request_id(&raw));
+            }
+
+            #[test]
+            fn accepts_exactly_the_reference_near_the_edges(
+                raw in "[A-Za-z0-9._:-]{0,140}|[A-Za-z0-9._: =\"\r\né-]{0,130}"
+            ) {
+                let parsed = RequestId::parse(&raw);
+                prop_assert_eq!(parsed.is_some(), is_request_id(&raw));
+                if let Some(id) = parsed {
+                    prop_assert_eq!(id.as_str(), raw.as_str());
+                    // safe in a header value
+                    prop_assert!(HeaderValue::from_str(id.as_str()).is_ok());
+                }
+            }
+        }
+    }
 }

@@ -87,4 +87,50 @@ mod tests {
             "http://localhost:8082/epoch_time"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        proptest! {
+            #[test]
+            fn parses_exactly_the_two_names(raw in "\\PC{0,20}|(current|epoch)_time[ _a-zA-Z]{0,2}") {
+                let known = raw == "current_time" || raw == "epoch_time";
+                let parsed = raw.parse::<Scope>();
+                prop_assert_eq!(parsed.is_ok(), known);
+                if let Ok(scope) = parsed {
+                    prop_assert_eq!(scope.as_str(), raw.as_str());
+                }
+            }
+
+            #[test]
+            fn every_scope_round_trips(index in 0..Scope::ALL.len()) {
+                let scope = Scope::ALL[index];
+                prop_assert_eq!(scope.as_str().parse(), Ok(scope));
+                prop_assert_eq!(scope.to_string().parse(), Ok(scope));
+                let json = serde_json::to_string(&scope)?;
+                prop_assert_eq!(json.trim_matches('"'), scope.as_str());
+                prop_assert_eq!(serde_json::from_str::<Scope>(&json)?, scope);
+            }
+
+            #[test]
+            fn the_resource_uri_is_the_base_plus_the_path(
+                index in 0..Scope::ALL.len(),
+                host in "[a-z]{1,10}(\\.[a-z]{1,5}){0,2}",
+                port in proptest::option::of(1u16..=u16::MAX),
+                slash in any::<bool>(),
+            ) {
+                let scope = Scope::ALL[index];
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let base = format!("https://{host}{port}{}", if slash { "/" } else { "" });
+                let url = url::Url::parse(&base)?;
+                let uri = scope.resource_uri(&url);
+                prop_assert!(uri.ends_with(scope.path()));
+                prop_assert!(!uri.contains("//epoch_time") && !uri.contains("//current_time"));
+                let parsed = url::Url::parse(&uri)?;
+                prop_assert_eq!(parsed.path(), scope.path());
+            }
+        }
+    }
 }

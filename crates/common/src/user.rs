@@ -68,4 +68,51 @@ mod tests {
             assert_eq!(UserName::parse(bad), Err(InvalidUserName), "{bad:?}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// The documented rule, written without the parser's code.
+        fn is_user_name(raw: &str) -> bool {
+            (1..=64).contains(&raw.len())
+                && raw.bytes().all(|b| {
+                    b.is_ascii_uppercase()
+                        || b.is_ascii_lowercase()
+                        || b.is_ascii_digit()
+                        || b".@_-".contains(&b)
+                })
+        }
+
+        proptest! {
+            #[test]
+            fn accepts_exactly_the_reference(raw in "\\PC{0,80}") {
+                prop_assert_eq!(UserName::parse(&raw).is_ok(), is_user_name(&raw));
+            }
+
+            #[test]
+            fn accepts_exactly_the_reference_near_the_edges(
+                raw in "[A-Za-z0-9._@-]{0,70}|[A-Za-z0-9._@ /%é\"\n-]{0,66}"
+            ) {
+                prop_assert_eq!(UserName::parse(&raw).is_ok(), is_user_name(&raw));
+            }
+
+            #[test]
+            fn a_valid_name_round_trips(raw in "[A-Za-z0-9._@-]{1,64}") {
+                let name = UserName::parse(&raw);
+                prop_assert_eq!(name.as_ref().map(UserName::as_str), Ok(raw.as_str()));
+                let json = serde_json::to_string(&name?)?;
+                let back: UserName = serde_json::from_str(&json)?;
+                prop_assert_eq!(back.as_str(), raw.as_str());
+            }
+
+            #[test]
+            fn deserializing_applies_the_same_rule(raw in "\\PC{0,70}") {
+                let json = serde_json::to_string(&raw)?;
+                let parsed = serde_json::from_str::<UserName>(&json);
+                prop_assert_eq!(parsed.is_ok(), is_user_name(&raw));
+            }
+        }
+    }
 }
