@@ -1,0 +1,265 @@
+//! The three services as separate child processes (the release binaries, configured by environment
+//! variables exactly as docs/configuration.md says, on free loopback ports), or as given URLs.
+//! For children, peak RSS (`VmHWM`) and CPU time are read from `/proc/<pid>`.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+
+pub const WEBAPP: &str = "webapp";
+pub const AUTHORIZATION_SERVER: &str = "authorization-server";
+pub const RESOURCE_SERVER: &str = "resource-server";
+
+/// Where the three services answer.
+#[derive(Debug, Clone)]
+pub struct Urls {
+    pub webapp: String,
+    pub authorization_server: String,
+    pub resource_server: String,
+}
+
+/// How the children are started.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub bin_dir: PathBuf,
+    /// `RUST_LOG` of the services (their default is `info`).
+    pub rust_log: Option<String>,
+    pub log_format: Option<String>,
+    /// Where the services' log lines go; `None`: discarded (`/dev/null`).
+    pub log_dir: Option<PathBuf>,
+}
+
+/// One started child.
+pub struct Process {
+    pub name: &'static str,
+    child: Child,
+}
+
+impl Process {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+}
+
+/// The three children of one configuration; they are killed when this is dropped.
+pub struct Stack {
+    pub urls: Urls,
+    pub processes: Vec<Process>,
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|err| format!("cannot find a free port: {err}"))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|err| format!("cannot find a free port: {err}"))
+}
+
+impl Stack {
+    /// Starts the three services with `SIGNING_ALGORITHM=algorithm` and waits until each answers
+    /// `/healthz`.
+    pub async fn start(
+        launch: &Launch,
+        algorithm: &str,
+        http: &reqwest::Client,
+    ) -> Result<Self, String> {
+        let (webapp, authorization_server, resource_server) =
+            (free_port()?, free_port()?, free_port()?);
+        let as_url = format!("http://127.0.0.1:{authorization_server}");
+        let rs_url = format!("http://127.0.0.1:{resource_server}");
+        let urls = Urls {
+            webapp: format!("http://127.0.0.1:{webapp}"),
+            authorization_server: as_url.clone(),
+            resource_server: rs_url.clone(),
+        };
+        // The same settings for all three, as compose and the tests do; each reads its own.
+        let mut vars: Vec<(&str, String)> = vec![
+            ("WEBAPP_LISTEN_ADDR", format!("127.0.0.1:{webapp}")),
+            (
+                "AUTHORIZATION_SERVER_LISTEN_ADDR",
+                format!("127.0.0.1:{authorization_server}"),
+            ),
+            (
+                "RESOURCE_SERVER_LISTEN_ADDR",
+                format!("127.0.0.1:{resource_server}"),
+            ),
+            ("ISSUER", as_url.clone()),
+            ("AUTHORIZATION_SERVER_URL", as_url),
+            ("RESOURCE_SERVER_PUBLIC_URL", rs_url.clone()),
+            ("RESOURCE_SERVER_URL", rs_url),
+            ("SIGNING_ALGORITHM", algorithm.to_owned()),
+        ];
+        if let Some(filter) = &launch.rust_log {
+            vars.push(("RUST_LOG", filter.clone()));
+        }
+        if let Some(format) = &launch.log_format {
+            vars.push(("LOG_FORMAT", format.clone()));
+        }
+        let mut stack = Self {
+            urls,
+            processes: Vec::new(),
+        };
+        // The authorization server first: the others need it (the resource server for the JWKS).
+        for name in [AUTHORIZATION_SERVER, RESOURCE_SERVER, WEBAPP] {
+            let child = spawn(launch, name, algorithm, &vars)?;
+            stack.processes.push(Process { name, child });
+        }
+        for (name, url) in [
+            (AUTHORIZATION_SERVER, &stack.urls.authorization_server),
+            (RESOURCE_SERVER, &stack.urls.resource_server),
+            (WEBAPP, &stack.urls.webapp),
+        ] {
+            wait_healthy(http, name, url, &mut stack.processes).await?;
+        }
+        Ok(stack)
+    }
+
+    /// Peak resident set of each child so far, in KiB.
+    pub fn peak_rss_kib(&self) -> Vec<(&'static str, Option<u64>)> {
+        self.processes
+            .iter()
+            .map(|p| (p.name, p.pid().and_then(|pid| status_kib(pid, "VmHWM:"))))
+            .collect()
+    }
+
+    /// CPU time (user + system) of each child so far.
+    pub fn cpu_times(&self) -> Vec<(&'static str, Option<Duration>)> {
+        self.processes
+            .iter()
+            .map(|p| (p.name, p.pid().and_then(cpu_time)))
+            .collect()
+    }
+
+    pub async fn stop(mut self) {
+        for process in &mut self.processes {
+            // Our own child, by its handle.
+            let _ = process.child.kill().await;
+        }
+    }
+}
+
+fn spawn(
+    launch: &Launch,
+    name: &'static str,
+    algorithm: &str,
+    vars: &[(&str, String)],
+) -> Result<Child, String> {
+    let binary = launch.bin_dir.join(name);
+    if !binary.is_file() {
+        return Err(format!(
+            "{} not found: build the services first (`cargo build --release --bins`) or pass --bin-dir",
+            binary.display()
+        ));
+    }
+    let stdout = match &launch.log_dir {
+        Some(dir) => {
+            let path = dir.join(format!("{name}-{algorithm}.log"));
+            let file = std::fs::File::create(&path)
+                .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
+            Stdio::from(file)
+        }
+        None => Stdio::null(),
+    };
+    let mut command = Command::new(&binary);
+    // A clean environment: nothing of the caller's (a SIGNING_KEY_FILE, a REDIS_URL, a proxy)
+    // changes what is measured.
+    command
+        .env_clear()
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true);
+    command
+        .spawn()
+        .map_err(|err| format!("cannot start {}: {err}", binary.display()))
+}
+
+async fn wait_healthy(
+    http: &reqwest::Client,
+    name: &str,
+    url: &str,
+    processes: &mut [Process],
+) -> Result<(), String> {
+    // RSA key generation at start takes a while in the authorization server.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(response) = http.get(format!("{url}/healthz")).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        for process in processes.iter_mut() {
+            if let Ok(Some(status)) = process.child.try_wait() {
+                return Err(format!("{} exited at start: {status}", process.name));
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{name} at {url} did not become healthy within 60 s"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A `kB` line of `/proc/<pid>/status`.
+fn status_kib(pid: u32, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+/// Linux's `USER_HZ`: 100 on every architecture Rust targets.
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
+
+/// User + system CPU time of a process, from `/proc/<pid>/stat`.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    proc_stat_cpu(Path::new(&format!("/proc/{pid}/stat")))
+}
+
+/// The same for this process (the load generator).
+pub fn own_cpu_time() -> Option<Duration> {
+    proc_stat_cpu(Path::new("/proc/self/stat"))
+}
+
+fn proc_stat_cpu(path: &Path) -> Option<Duration> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+    let after = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line; 'state' (field 3) is fields[0].
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis(
+        (utime + stime) * 1000 / CLOCK_TICKS_PER_SECOND,
+    ))
+}
+
+/// Peak RSS of this process, in KiB.
+pub fn own_peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_cpu_time_and_rss() {
+        assert!(own_cpu_time().is_some());
+        assert!(own_peak_rss_kib().is_some_and(|kib| kib > 0));
+    }
+}
