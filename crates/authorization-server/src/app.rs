@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use common::request_id::{record_client, record_user};
 use common::{AccessTokenClaims, Clock};
-use jsonwebtoken::Header;
 use serde::Serialize;
 
 use crate::authorize::{self, Granted, Refusal};
@@ -169,12 +168,7 @@ impl App {
     }
 
     fn sign(&self, claims: &AccessTokenClaims) -> Result<String, Error> {
-        let keys = self.keys.current();
-        let key = keys.active();
-        let mut header = Header::new(key.algorithm());
-        header.typ = Some(common::claims::ACCESS_TOKEN_TYPE.to_owned());
-        header.kid = Some(key.kid().to_owned());
-        Ok(jsonwebtoken::encode(&header, claims, key.encoding_key())?)
+        Ok(self.keys.current().active().sign_jwt(claims)?)
     }
 
     /// RFC 8414 metadata.
