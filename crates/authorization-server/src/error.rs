@@ -105,7 +105,7 @@ pub enum Error {
     #[error("code store unavailable: {0}")]
     Store(#[from] StoreError),
     #[error("cannot sign the access token: {0}")]
-    Signing(#[from] jsonwebtoken::errors::Error),
+    Signing(#[from] crate::keys::KeyError),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]

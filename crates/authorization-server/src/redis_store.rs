@@ -61,7 +61,7 @@ impl RedisCodeStore {
     }
 
     fn key(code: &CodeHash) -> String {
-        format!("oauth:code:{}", code.as_str())
+        format!("oauth:code:{}", code.to_base64())
     }
 }
 
