@@ -28,6 +28,8 @@ Starts the three services as child processes (the release binaries, built first 
 --no-build or --bin-dir), once per signing algorithm, or measures already running services
 (--webapp, --authorization-server and --resource-server together, e.g. the compose stack).
 
+Exits non-zero when any measured operation failed (the figures are still printed).
+
 Options:
   --duration SECS              measured time per point (default 3)
   --warmup SECS                warm-up per point, not measured (default 1)
@@ -533,7 +535,13 @@ async fn run(args: Args) -> Result<(), String> {
         points,
     };
     print_table(&report);
-    write_json(&args.json, &report)
+    write_json(&args.json, &report)?;
+    // A run with failed operations measured something other than the system working: the
+    // figures are printed and written all the same, and the exit status says so.
+    match report.summary.errors {
+        0 => Ok(()),
+        errors => Err(format!("{errors} operations failed (see the errors above)")),
+    }
 }
 
 fn summarize(
