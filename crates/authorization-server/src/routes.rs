@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use common::openapi::Health;
-use common::ErrorBody;
+use common::{ErrorBody, UserName};
 use utoipa::OpenApi;
 
 use crate::app::{App, Metadata, TokenResponse};
@@ -28,15 +28,15 @@ const JWKS_MAX_AGE: &str = "public, max-age=60";
     path = "/authorize",
     tag = "oauth",
     params(
-        ("response_type" = Option<String>, Query, description = "Must be `code`."),
-        ("client_id" = Option<String>, Query, description = "The registered client."),
+        ("response_type" = String, Query, description = "Must be `code`.", example = "code"),
+        ("client_id" = String, Query, description = "The registered client."),
         ("redirect_uri" = Option<String>, Query, description = "Exactly the registered redirect URI (optional: the client has one)."),
-        ("scope" = Option<String>, Query, description = "Exactly one of `current_time`, `epoch_time`."),
+        ("scope" = String, Query, description = "Exactly one of `current_time`, `epoch_time`.", example = "epoch_time"),
         ("state" = Option<String>, Query, description = "Echoed in the redirect."),
-        ("code_challenge" = Option<String>, Query, description = "RFC 7636 S256 challenge (required)."),
-        ("code_challenge_method" = Option<String>, Query, description = "Must be `S256`."),
+        ("code_challenge" = String, Query, description = "RFC 7636 S256 challenge (required).", example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method" = Option<String>, Query, description = "Must be `S256`.", example = "S256"),
         ("resource" = Option<String>, Query, description = "RFC 8707: the resource server endpoint the token is for."),
-        ("login_hint" = Option<String>, Query, description = "The user the code is issued for."),
+        ("login_hint" = UserName, Query, description = "The user the code is issued for."),
     ),
     responses(
         (status = 302, description = "To the client's redirect URI with `code`, `state` and `iss`, or with `error` (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207).",
@@ -224,7 +224,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[openapi(
     info(title = "authorization-server", description = "OAuth 2.0 authorization server: authorization code grant with PKCE, RFC 9068 access tokens."),
     paths(metadata, jwks, authorize, token, healthz, readyz, openapi),
-    components(schemas(ErrorBody, TokenForm, JwkSet)),
+    components(schemas(ErrorBody, TokenForm, JwkSet, UserName)),
     modifiers(&ClientSecretBasic),
 )]
 struct ApiDoc;
@@ -255,11 +255,12 @@ impl utoipa::Modify for ClientSecretBasic {
 #[allow(dead_code)]
 struct TokenForm {
     /// Must be `authorization_code`.
-    grant_type: Option<String>,
-    code: Option<String>,
-    redirect_uri: Option<String>,
+    #[schema(example = "authorization_code")]
+    grant_type: String,
+    code: String,
+    redirect_uri: String,
     /// RFC 7636: 43–128 unreserved characters.
-    code_verifier: Option<String>,
+    code_verifier: String,
     /// `client_secret_post` (or alongside Basic, when it must match).
     client_id: Option<String>,
     /// `client_secret_post` only.

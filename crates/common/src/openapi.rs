@@ -138,6 +138,15 @@ pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<
     if !version.starts_with("3.1") {
         return Err(format!("OpenAPI version {version:?}, not 3.1"));
     }
+    // Every schema reference resolves (utoipa does not check that a referenced type was listed).
+    let schemas = &document["components"]["schemas"];
+    let text = document.to_string();
+    for reference in text.split("\"#/components/schemas/").skip(1) {
+        let name = reference.split('"').next().unwrap_or_default();
+        if schemas.get(name).is_none() {
+            return Err(format!("unresolvable reference to the schema {name:?}"));
+        }
+    }
     let paths = document["paths"].as_object().ok_or("no paths")?;
     let mut expected: Vec<String> = declared.into_iter().chain(["/metrics".into()]).collect();
     expected.sort();

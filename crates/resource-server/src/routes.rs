@@ -137,7 +137,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[openapi(
     info(title = "resource-server", description = "The protected time endpoints (RFC 6750 bearer tokens, RFC 9068 JWTs)."),
     paths(current_time, epoch_time, healthz, openapi),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, UserName)),
     modifiers(&BearerToken),
 )]
 struct ApiDoc;

@@ -176,7 +176,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
         description = "The OAuth client: each time request runs a whole authorization code flow."
     ),
     paths(current_time, epoch_time, callback, healthz, openapi),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody, UserName))
 )]
 struct ApiDoc;
 
