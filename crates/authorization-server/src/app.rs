@@ -31,12 +31,29 @@ pub struct App {
 }
 
 /// The successful token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+/// RFC 6749 §5.1: the access token (an RFC 9068 JWT valid for five seconds) for one endpoint.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: &'static str,
+}
+
+/// RFC 8414 §2: the authorization server metadata.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    pub scopes_supported: Vec<&'static str>,
+    pub response_types_supported: &'static [&'static str],
+    pub response_modes_supported: &'static [&'static str],
+    pub grant_types_supported: &'static [&'static str],
+    pub code_challenge_methods_supported: &'static [&'static str],
+    pub token_endpoint_auth_methods_supported: &'static [&'static str],
+    pub authorization_response_iss_parameter_supported: bool,
 }
 
 impl App {
@@ -177,22 +194,21 @@ impl App {
     }
 
     /// RFC 8414 metadata.
-    pub fn metadata(&self) -> serde_json::Value {
+    pub fn metadata(&self) -> Metadata {
         let config = &self.config;
-        let scopes: Vec<&str> = config.client.scopes.iter().map(|s| s.as_str()).collect();
-        serde_json::json!({
-            "issuer": config.issuer,
-            "authorization_endpoint": config.authorization_endpoint(),
-            "token_endpoint": config.token_endpoint(),
-            "jwks_uri": config.jwks_uri(),
-            "scopes_supported": scopes,
-            "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code"],
-            "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-            "authorization_response_iss_parameter_supported": true,
-        })
+        Metadata {
+            issuer: config.issuer.clone(),
+            authorization_endpoint: config.authorization_endpoint(),
+            token_endpoint: config.token_endpoint(),
+            jwks_uri: config.jwks_uri(),
+            scopes_supported: config.client.scopes.iter().map(|s| s.as_str()).collect(),
+            response_types_supported: &["code"],
+            response_modes_supported: &["query"],
+            grant_types_supported: &["authorization_code"],
+            code_challenge_methods_supported: &["S256"],
+            token_endpoint_auth_methods_supported: &["client_secret_basic", "client_secret_post"],
+            authorization_response_iss_parameter_supported: true,
+        }
     }
 
     pub fn jwks(&self) -> serde_json::Value {

@@ -134,6 +134,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/token", post(routes::token))
         .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
+        .route("/openapi.json", get(routes::openapi))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(app);

@@ -9,13 +9,47 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use crate::app::App;
+use common::openapi::Health;
+use common::{ErrorBody, UserName};
+use utoipa::OpenApi;
+
+use crate::app::{App, Metadata, TokenResponse};
 use crate::error::{Error, OAuthError};
 use crate::params::Params;
 
 /// How long the JWKS may be cached; a resource server refetches on an unknown `kid` anyway.
 const JWKS_MAX_AGE: &str = "public, max-age=60";
 
+/// RFC 6749 §4.1.1 authorization request (PKCE S256 required). Every outcome the client may learn
+/// of is a redirect to its `redirect_uri`; only a request whose client or redirect URI cannot be
+/// trusted is refused here, without redirecting (RFC 6749 §4.1.2.1).
+#[utoipa::path(
+    get,
+    path = "/authorize",
+    tag = "oauth",
+    params(
+        ("response_type" = String, Query, description = "Must be `code`.", example = "code"),
+        ("client_id" = String, Query, description = "The registered client."),
+        ("redirect_uri" = Option<String>, Query, description = "Exactly the registered redirect URI (optional: the client has one)."),
+        ("scope" = String, Query, description = "Exactly one of `current_time`, `epoch_time`.", example = "epoch_time"),
+        ("state" = Option<String>, Query, description = "Echoed in the redirect."),
+        ("code_challenge" = String, Query, description = "RFC 7636 S256 challenge (required).", example = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method" = Option<String>, Query, description = "Must be `S256`.", example = "S256"),
+        ("resource" = Option<String>, Query, description = "RFC 8707: the resource server endpoint the token is for."),
+        ("login_hint" = UserName, Query, description = "The user the code is issued for."),
+    ),
+    responses(
+        (status = 302, description = "To the client's redirect URI with `code`, `state` and `iss`, or with `error` (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207).",
+         headers(
+            ("Location" = String, description = "The client's redirect URI with the response parameters."),
+            ("Cache-Control" = String, description = "`no-store`."),
+         )),
+        (status = 400, description = "Unknown client, or a missing, malformed or unregistered redirect URI: not redirected.",
+         body = ErrorBody, headers(("Cache-Control" = String), ("Pragma" = String))),
+        (status = 503, description = "The code store is unavailable.",
+         body = ErrorBody, headers(("Cache-Control" = String), ("Pragma" = String))),
+    )
+)]
 pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
     let params = Params::parse(query.as_deref().unwrap_or_default());
     match app.authorize(&params).await {
@@ -37,6 +71,27 @@ pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -
     }
 }
 
+/// RFC 6749 §4.1.3 access token request, the client authenticated with `client_secret_basic` or
+/// `client_secret_post` (not both).
+#[utoipa::path(
+    post,
+    path = "/token",
+    tag = "oauth",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client_secret_basic" = [])),
+    responses(
+        (status = 200, description = "The access token (RFC 6749 §5.1).", body = TokenResponse,
+         headers(("Cache-Control" = String, description = "`no-store`."), ("Pragma" = String, description = "`no-cache`."))),
+        (status = 400, description = "RFC 6749 §5.2 error: `invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`.",
+         body = ErrorBody, headers(("Cache-Control" = String), ("Pragma" = String))),
+        (status = 401, description = "`invalid_client`; challenged with `WWW-Authenticate: Basic` unless the client authenticated in the body.",
+         body = ErrorBody, headers(("Cache-Control" = String), ("Pragma" = String), ("WWW-Authenticate" = Option<String>))),
+        (status = 429, description = "Too many failed client authentications from this address.",
+         body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds to wait."), ("Cache-Control" = String), ("Pragma" = String))),
+        (status = 503, description = "The code store is unavailable.",
+         body = ErrorBody, headers(("Cache-Control" = String), ("Pragma" = String))),
+    )
+)]
 pub async fn token(
     State(app): State<Arc<App>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -99,22 +154,129 @@ async fn token_response(
     app.token(authorization, &Params::parse(body), peer).await
 }
 
-pub async fn metadata(State(app): State<Arc<App>>) -> Json<serde_json::Value> {
+/// RFC 8414 authorization server metadata.
+#[utoipa::path(
+    get,
+    path = "/.well-known/oauth-authorization-server",
+    tag = "oauth",
+    responses((status = 200, description = "The metadata.", body = Metadata))
+)]
+pub async fn metadata(State(app): State<Arc<App>>) -> Json<Metadata> {
     Json(app.metadata())
 }
 
+/// The public signing keys (RFC 7517 JWK Set).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    tag = "oauth",
+    responses((status = 200, description = "The JWK Set.", body = JwkSet,
+        headers(("Cache-Control" = String, description = "`public, max-age=60`."))))
+)]
 pub async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
     ([(header::CACHE_CONTROL, JWKS_MAX_AGE)], Json(app.jwks()))
 }
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness: the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`.", body = Health))
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health::OK)
 }
 
 /// Readiness: 200 when the code store answers, 503 `temporarily_unavailable` otherwise.
-pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<serde_json::Value>, Error> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`ready`.", body = Health),
+        (status = 503, description = "The code store does not answer.", body = ErrorBody,
+         headers(("Cache-Control" = String), ("Pragma" = String))),
+    )
+)]
+pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> {
     app.ready().await?;
-    Ok(Json(serde_json::json!({ "status": "ready" })))
+    Ok(Json(Health::READY))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
+)]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+/// The service's OpenAPI document, generated from the annotations above.
+pub fn document() -> utoipa::openapi::OpenApi {
+    common::openapi::finish(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "authorization-server", description = "OAuth 2.0 authorization server: authorization code grant with PKCE, RFC 9068 access tokens."),
+    paths(metadata, jwks, authorize, token, healthz, readyz, openapi),
+    components(schemas(ErrorBody, TokenForm, JwkSet, UserName)),
+    modifiers(&ClientSecretBasic),
+)]
+struct ApiDoc;
+
+struct ClientSecretBasic;
+
+impl utoipa::Modify for ClientSecretBasic {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "RFC 6749 §2.3.1: client id and secret, each form-urlencoded",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The token request form (RFC 6749 §4.1.3, §2.3.1). Documentation only: the handler reads the
+/// raw form with [`Params`] so that a repeated parameter is seen and refused.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TokenForm {
+    /// Must be `authorization_code`.
+    #[schema(example = "authorization_code")]
+    grant_type: String,
+    code: String,
+    redirect_uri: String,
+    /// RFC 7636: 43–128 unreserved characters.
+    code_verifier: String,
+    /// `client_secret_post` (or alongside Basic, when it must match).
+    client_id: Option<String>,
+    /// `client_secret_post` only.
+    client_secret: Option<String>,
+    /// RFC 8707: the resource server endpoint the token is for.
+    resource: Option<String>,
+}
+
+/// The RFC 7517 JWK Set. Documentation only: the keys module builds the set once per key
+/// rotation as JSON.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct JwkSet {
+    /// Public keys with `kid`, `use: sig` and `alg`.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<()>,
 }
 
 pub async fn not_found() -> Error {

@@ -2,10 +2,13 @@ use serde::Serialize;
 
 /// The JSON error body every service answers with: the RFC 6749 §5.2 shape, plus the failed step
 /// when the webapp reports an upstream failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// An RFC 6749 §5.2 / RFC 6750 §3.1 error code, or `not_found`.
+    #[schema(example = "invalid_request")]
     pub error: String,
     pub error_description: String,
+    /// The webapp only: the step of the flow that failed (`authorize`, `token`, `resource`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub step: Option<String>,
 }

@@ -11,6 +11,7 @@ pub mod error_reporting;
 pub mod healthcheck;
 pub mod http_client;
 pub mod observability;
+pub mod openapi;
 pub mod request_id;
 pub mod scope;
 pub mod server;

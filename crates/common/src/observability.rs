@@ -251,6 +251,21 @@ fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
         .into_response()
 }
 
+/// `GET /metrics` in each service's OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metrics))]
+pub struct MetricsApi;
+
+/// This service's metrics.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The service's metrics in the Prometheus text exposition format.",
+         content_type = "text/plain; version=0.0.4", body = String),
+    )
+)]
 async fn metrics(registry: Registry) -> Response {
     let mut text = String::new();
     match TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {

@@ -4,8 +4,13 @@ use serde::{Deserialize, Serialize};
 
 /// A user name as every service accepts it: 1–64 characters of `A-Z a-z 0-9 . _ @ -`.
 /// The charset keeps names safe to echo in logs, headers and URLs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(try_from = "String", into = "String")]
+#[schema(
+    value_type = String,
+    pattern = "^[A-Za-z0-9._@-]{1,64}$",
+    example = "alice"
+)]
 pub struct UserName(String);
 
 pub const USER_NAME_MAX_LEN: usize = 64;

@@ -9,11 +9,13 @@ use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use common::openapi::Health;
 use common::request_id::{record_client, record_user};
-use common::{Scope, UserName};
+use common::{ErrorBody, Scope, UserName};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::OpenApi;
 
 use crate::error::Error;
 use crate::{request, AppState};
@@ -25,23 +27,46 @@ pub fn router(state: AppState) -> Router {
         .route(Scope::CurrentTime.path(), get(current_time))
         .route(Scope::EpochTime.path(), get(epoch_time))
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(state);
     observability.wrap(routes)
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct CurrentTime {
+    /// RFC 3339, UTC, whole seconds.
+    #[schema(example = "2026-11-28T15:04:05Z")]
     current_time: String,
     user: UserName,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 struct EpochTime {
+    /// Seconds since 1970-01-01T00:00:00Z.
     epoch_time: u64,
     user: UserName,
 }
 
+/// The current time as RFC 3339, for a token with scope `current_time`.
+#[utoipa::path(
+    get,
+    path = "/current_time",
+    tag = "resources",
+    params(("user" = UserName, Query, description = "The user the token was issued for.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The time.", body = CurrentTime, headers(("Cache-Control" = String))),
+        (status = 400, description = "RFC 6750 `invalid_request`: the token in the query string, a malformed Authorization header, a missing, repeated or invalid `user`.",
+         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
+        (status = 401, description = "No access token (a bare `Bearer` challenge) or RFC 6750 `invalid_token`.",
+         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
+        (status = 403, description = "RFC 6750 `insufficient_scope`: the token is for another endpoint or another user.",
+         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
+        (status = 503, description = "The authorization server's signing keys cannot be fetched.",
+         body = ErrorBody, headers(("Cache-Control" = String))),
+    )
+)]
 async fn current_time(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -52,6 +77,25 @@ async fn current_time(
     Ok(no_store(Json(CurrentTime { current_time, user })))
 }
 
+/// The current Unix time, for a token with scope `epoch_time`.
+#[utoipa::path(
+    get,
+    path = "/epoch_time",
+    tag = "resources",
+    params(("user" = UserName, Query, description = "The user the token was issued for.")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The time.", body = EpochTime, headers(("Cache-Control" = String))),
+        (status = 400, description = "RFC 6750 `invalid_request`: the token in the query string, a malformed Authorization header, a missing, repeated or invalid `user`.",
+         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
+        (status = 401, description = "No access token (a bare `Bearer` challenge) or RFC 6750 `invalid_token`.",
+         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
+        (status = 403, description = "RFC 6750 `insufficient_scope`: the token is for another endpoint or another user.",
+         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
+        (status = 503, description = "The authorization server's signing keys cannot be fetched.",
+         body = ErrorBody, headers(("Cache-Control" = String))),
+    )
+)]
 async fn epoch_time(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -62,8 +106,61 @@ async fn epoch_time(
     Ok(no_store(Json(EpochTime { epoch_time, user })))
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness: the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`.", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health::OK)
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
+)]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+/// The service's OpenAPI document, generated from the annotations above.
+pub fn document() -> utoipa::openapi::OpenApi {
+    common::openapi::finish(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "resource-server", description = "The protected time endpoints (RFC 6750 bearer tokens, RFC 9068 JWTs)."),
+    paths(current_time, epoch_time, healthz, openapi),
+    components(schemas(ErrorBody, UserName)),
+    modifiers(&BearerToken),
+)]
+struct ApiDoc;
+
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "An RFC 9068 access token from the authorization server, for this endpoint",
+                    ))
+                    .build(),
+            ),
+        );
+    }
 }
 
 async fn not_found() -> Response {

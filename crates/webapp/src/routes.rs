@@ -7,8 +7,10 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
+use common::openapi::Health;
 use common::request_id::{self, RequestId};
 use common::{ErrorBody, Scope, UserName};
+use utoipa::OpenApi;
 
 use crate::error::Error;
 use crate::flow::{self, Flow};
@@ -19,10 +21,26 @@ pub(crate) fn router(flow: Arc<Flow>) -> Router {
         .route("/epoch_time", get(epoch_time))
         .route("/callback", get(callback))
         .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
         .fallback(not_found)
         .with_state(flow)
 }
 
+/// Runs the whole flow for scope `current_time` as `user`: authorization request, token request,
+/// resource request; answers the resource server's body.
+#[utoipa::path(
+    get,
+    path = "/current_time",
+    tag = "webapp",
+    params(("user" = Option<UserName>, Query, description = "The user (default: the configured one).")),
+    responses(
+        (status = 200, description = "The resource server's answer, passed through: an object with `current_time` (RFC 3339) and `user`.", body = Object),
+        (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
+        (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
+        (status = 503, description = "An upstream is unreachable (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+        (status = 504, description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+    )
+)]
 async fn current_time(
     State(flow): State<Arc<Flow>>,
     Extension(request_id): Extension<RequestId>,
@@ -31,6 +49,21 @@ async fn current_time(
     time_endpoint(&flow, Scope::CurrentTime, &request_id, query.as_deref()).await
 }
 
+/// Runs the whole flow for scope `epoch_time` as `user`: authorization request, token request,
+/// resource request; answers the resource server's body.
+#[utoipa::path(
+    get,
+    path = "/epoch_time",
+    tag = "webapp",
+    params(("user" = Option<UserName>, Query, description = "The user (default: the configured one).")),
+    responses(
+        (status = 200, description = "The resource server's answer, passed through: an object with `epoch_time` (Unix seconds) and `user`.", body = Object),
+        (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
+        (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
+        (status = 503, description = "An upstream is unreachable (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+        (status = 504, description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+    )
+)]
 async fn epoch_time(
     State(flow): State<Arc<Flow>>,
     Extension(request_id): Extension<RequestId>,
@@ -78,6 +111,23 @@ fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, 
 /// pending state, which refuses every code with 400 `invalid_request` "unknown or expired state",
 /// and reports an `error` sent by the authorization server as a 400 with that error. It never
 /// redeems a code it did not request itself (CSRF defence, RFC 6749 §10.12).
+/// The registered redirect URI. The webapp runs its flows without a browser, so no redirect is
+/// ever expected here: every request is refused, with the reason the redirect would be refused.
+#[utoipa::path(
+    get,
+    path = "/callback",
+    tag = "webapp",
+    params(
+        ("code" = Option<String>, Query),
+        ("state" = Option<String>, Query),
+        ("iss" = Option<String>, Query),
+        ("error" = Option<String>, Query),
+        ("error_description" = Option<String>, Query),
+    ),
+    responses(
+        (status = 400, description = "The redirect is refused (unknown state, wrong issuer, an error from the authorization server, …).", body = ErrorBody),
+    )
+)]
 async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> Error {
     request_id::record_client(&flow.config().client_id);
     let refusal = match flow::check_redirect_query(
@@ -92,9 +142,43 @@ async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> E
     Error::Callback(refusal)
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok" }))
+/// Liveness: the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`.", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health::OK)
 }
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
+)]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
+
+/// The service's OpenAPI document, generated from the annotations above.
+pub fn document() -> utoipa::openapi::OpenApi {
+    common::openapi::finish(ApiDoc::openapi())
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "webapp",
+        description = "The OAuth client: each time request runs a whole authorization code flow."
+    ),
+    paths(current_time, epoch_time, callback, healthz, openapi),
+    components(schemas(ErrorBody, UserName))
+)]
+struct ApiDoc;
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     (

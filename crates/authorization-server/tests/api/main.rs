@@ -7,6 +7,7 @@ mod authorize;
 mod helpers;
 mod keys;
 mod metadata;
+mod openapi;
 mod redis;
 mod redis_server;
 mod token;

@@ -8,4 +8,5 @@ mod endpoints;
 mod expiry;
 mod helpers;
 mod keys;
+mod openapi;
 mod refusals;

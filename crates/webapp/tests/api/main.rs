@@ -7,4 +7,5 @@
 
 mod fakes;
 mod flow;
+mod openapi;
 mod requests;
