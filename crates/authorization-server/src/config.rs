@@ -24,6 +24,9 @@ pub struct Config {
     pub signing_keys_reload_interval: Duration,
     /// Codes go to Redis (shared by replicas) when set, to memory otherwise.
     pub redis_url: Option<String>,
+    /// For `rediss://`: the PEM CA certificate(s) to trust instead of the compiled-in web roots
+    /// (a Redis with a certificate from a private CA).
+    pub redis_ca_file: Option<PathBuf>,
     pub access_token_ttl: Duration,
     pub code_ttl: Duration,
 }
@@ -48,6 +51,7 @@ impl Config {
                 env.seconds("SIGNING_KEYS_RELOAD_SECONDS", 1)?,
             ),
             redis_url: redis_url(env)?,
+            redis_ca_file: redis_ca_file(env)?,
             access_token_ttl: Duration::from_secs(env.seconds("ACCESS_TOKEN_TTL_SECONDS", 5)?),
             code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
         })
@@ -92,6 +96,24 @@ fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
             "expected redis://… or rediss://…",
         )),
     }
+}
+
+fn redis_ca_file(env: &Env) -> Result<Option<PathBuf>, ConfigError> {
+    const VAR: &str = "REDIS_CA_FILE";
+    let Some(path) = env.get(VAR) else {
+        return Ok(None);
+    };
+    let tls = env
+        .get("REDIS_URL")
+        .is_some_and(|url| url.starts_with("rediss://"));
+    if !tls {
+        return Err(ConfigError::new(
+            VAR,
+            path,
+            "only used with a rediss:// REDIS_URL",
+        ));
+    }
+    Ok(Some(PathBuf::from(path)))
 }
 
 fn redirect_uri(env: &Env) -> Result<String, ConfigError> {
@@ -162,6 +184,7 @@ mod tests {
             ("ISSUER", "http://localhost:8081/path"),
             ("ACCESS_TOKEN_TTL_SECONDS", "0"),
             ("REDIS_URL", "http://localhost:6379"),
+            ("REDIS_CA_FILE", "/etc/redis-ca.pem"),
         ] {
             let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);

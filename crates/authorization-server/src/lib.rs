@@ -68,7 +68,13 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
                 service = SERVICE_NAME,
                 "authorization codes are kept in Redis"
             );
-            Arc::new(RedisCodeStore::new(url).map_err(|err| format!("REDIS_URL: {err}"))?)
+            let ca = match &config.redis_ca_file {
+                Some(path) => Some(std::fs::read(path).map_err(|err| {
+                    format!("REDIS_CA_FILE: cannot read {}: {err}", path.display())
+                })?),
+                None => None,
+            };
+            Arc::new(RedisCodeStore::new(url, ca).map_err(|err| format!("REDIS_URL: {err}"))?)
         }
         None => Arc::new(MemoryCodeStore::new()),
     };
@@ -132,9 +138,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/.well-known/jwks.json", get(routes::jwks))
         .route("/authorize", get(routes::authorize))
         .route("/token", post(routes::token))
-        .route("/healthz", get(routes::healthz))
         .route("/readyz", get(routes::readyz))
-        .route("/openapi.json", get(routes::openapi))
+        .merge(common::openapi::operations_router(routes::document()))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .with_state(app);

@@ -38,9 +38,20 @@ pub struct RedisCodeStore {
 }
 
 impl RedisCodeStore {
-    /// `url` is `redis://` or `rediss://` (TLS); nothing is connected yet.
-    pub fn new(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(|err| StoreError(err.to_string()))?;
+    /// `url` is `redis://` or `rediss://` (TLS, verified against the compiled-in web roots, or
+    /// against `ca`, PEM CA certificates, when given); nothing is connected yet.
+    pub fn new(url: &str, ca: Option<Vec<u8>>) -> Result<Self, StoreError> {
+        let client = match ca {
+            Some(root_cert) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+            None => redis::Client::open(url),
+        }
+        .map_err(|err| StoreError(err.to_string()))?;
         Ok(Self {
             client,
             connection: OnceCell::new(),

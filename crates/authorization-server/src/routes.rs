@@ -177,17 +177,6 @@ pub async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
     ([(header::CACHE_CONTROL, JWKS_MAX_AGE)], Json(app.jwks()))
 }
 
-/// Liveness: the process serves.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "`ok`.", body = Health))
-)]
-pub async fn healthz() -> Json<Health> {
-    Json(Health::OK)
-}
-
 /// Readiness: 200 when the code store answers, 503 `temporarily_unavailable` otherwise.
 #[utoipa::path(
     get,
@@ -204,17 +193,6 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> 
     Ok(Json(Health::READY))
 }
 
-/// This document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
-)]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
-}
-
 /// The service's OpenAPI document, generated from the annotations above.
 pub fn document() -> utoipa::openapi::OpenApi {
     common::openapi::finish(ApiDoc::openapi())
@@ -223,7 +201,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "authorization-server", description = "OAuth 2.0 authorization server: authorization code grant with PKCE, RFC 9068 access tokens."),
-    paths(metadata, jwks, authorize, token, healthz, readyz, openapi),
+    paths(metadata, jwks, authorize, token, readyz),
     components(schemas(ErrorBody, TokenForm, JwkSet, UserName)),
     modifiers(&ClientSecretBasic),
 )]

@@ -1,9 +1,9 @@
 //! The middleware every service wraps its routes in, written once and read top to bottom
 //! (outermost first):
 //!
-//! 1. a Sentry hub of the request's own ([`SentryLayer`]), so tags set during one request never
-//!    reach another's events, with the request's method and path ([`SentryHttpLayer`]; the rest is
-//!    scrubbed, see [`crate::error_reporting`]);
+//! 1. when Sentry is on: a Sentry hub of the request's own ([`SentryLayer`]), so tags set during
+//!    one request never reach another's events, with the request's method and path
+//!    ([`SentryHttpLayer`]; the rest is scrubbed, see [`crate::error_reporting`]);
 //! 2. [`track`]: the request id, the request's span, its Sentry tags, the one "request handled"
 //!    log line, the HTTP metrics, and a Sentry event for a 5xx answer nothing reported yet;
 //! 3. a panic becomes a 500 JSON answer ([`CatchPanicLayer`]) instead of a dropped connection.
@@ -67,17 +67,33 @@ impl Observability {
     }
 
     /// `router` with `GET /metrics` and the middleware stack described in the module docs.
+    ///
+    /// Call it after [`crate::telemetry::init`]: the Sentry layers are added only when error
+    /// reporting is on, because they copy every request's URL and headers for a possible event
+    /// (work that is wasted when no event can ever be sent).
     pub fn wrap(&self, router: Router) -> Router {
         let registry = self.registry.clone();
-        router
+        let router = router
             .route("/metrics", get(move || metrics(registry.clone())))
             .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
             .layer(axum::middleware::from_fn(refuse_oversized))
             .layer(CatchPanicLayer::custom(panic_response))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), track))
-            .layer(SentryHttpLayer::new())
-            .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
+            .layer(axum::middleware::from_fn_with_state(self.clone(), track));
+        if reports_errors() {
+            router
+                .layer(SentryHttpLayer::new())
+                .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
+        } else {
+            router
+        }
     }
+}
+
+/// Whether the process's Sentry client is on (`SENTRY_DSN` set, see [`crate::telemetry::init`]).
+fn reports_errors() -> bool {
+    Hub::main()
+        .client()
+        .is_some_and(|client| client.is_enabled())
 }
 
 /// The largest request body any endpoint accepts (the biggest legitimate one, a token request, is
@@ -206,10 +222,12 @@ pub async fn track(
         user_id = tracing::field::Empty,
         client_id = tracing::field::Empty,
     );
-    sentry::configure_scope(|scope| {
-        scope.set_tag("service", service);
-        scope.set_tag("request_id", request_id.as_str());
-        scope.set_transaction(Some(&format!("{method} {route}")));
+    Hub::with_active(|hub| {
+        hub.configure_scope(|scope| {
+            scope.set_tag("service", service);
+            scope.set_tag("request_id", request_id.as_str());
+            scope.set_transaction(Some(&format!("{method} {route}")));
+        })
     });
     request.extensions_mut().insert(request_id.clone());
 
@@ -227,11 +245,15 @@ pub async fn track(
             latency_ms = elapsed.as_micros() as f64 / 1000.0,
             "request handled"
         );
-        if status.is_server_error() && sentry::Hub::current().last_event_id().is_none() {
-            sentry::capture_message(
-                &format!("{method} {route} answered {status}"),
-                sentry::Level::Error,
-            );
+        if status.is_server_error() {
+            Hub::with_active(|hub| {
+                if hub.last_event_id().is_none() {
+                    hub.capture_message(
+                        &format!("{method} {route} answered {status}"),
+                        sentry::Level::Error,
+                    );
+                }
+            });
         }
     });
     if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {

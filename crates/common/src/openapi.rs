@@ -1,13 +1,22 @@
-//! What the three services' OpenAPI documents share: the health body, `GET /metrics` (served by
-//! [`crate::observability`] for every service) and the answers of the input limits that sit in
-//! front of every route.
+//! What the three services' OpenAPI documents share, and the routes every service serves the same
+//! way: `GET /healthz`, `GET /openapi.json` ([`operations_router`]), `GET /metrics` (served by
+//! [`crate::observability`]), the JSON 404 and 405 answers ([`not_found`],
+//! [`method_not_allowed`]) and the answers of the input limits that sit in front of every route.
 
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::ToSchema;
 
 use crate::observability::{MAX_BODY_BYTES, MAX_URI_BYTES};
+use crate::ErrorBody;
 
 /// The body of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -22,10 +31,65 @@ impl Health {
     pub const READY: Self = Self { status: "ready" };
 }
 
+/// `GET /healthz` and `GET /openapi.json` serving `document` (built once, here, rather than on
+/// every request), to be merged into a service's router.
+pub fn operations_router<S: Clone + Send + Sync + 'static>(document: OpenApi) -> Router<S> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/openapi.json", get(openapi))
+        .with_state(Arc::new(document))
+}
+
+/// Liveness: the process serves.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "`ok`.", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health::OK)
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
+)]
+async fn openapi(State(document): State<Arc<OpenApi>>) -> Response {
+    Json(document.as_ref()).into_response()
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(healthz, openapi))]
+struct OperationsApi;
+
+/// The fallback answer for a path no route serves.
+pub async fn not_found() -> (StatusCode, Json<ErrorBody>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(ErrorBody::new("not_found", "no such endpoint")),
+    )
+}
+
+/// The answer for a method a route does not serve (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody::new(
+            "invalid_request",
+            "method not allowed on this endpoint",
+        )),
+    )
+}
+
 /// Completes a service's generated document with what every service serves the same way:
-/// `GET /metrics` and the limits' answers — 414 and 431 on every operation (the middleware and
+/// `GET /healthz`, `GET /openapi.json`, `GET /metrics` and the limits' answers — 414 and 431 on every operation (the middleware and
 /// the HTTP server refuse before routing), 413 on every operation taking a body.
 pub fn finish(mut api: OpenApi) -> OpenApi {
+    api.merge(<OperationsApi as utoipa::OpenApi>::openapi());
     api.merge(<crate::observability::MetricsApi as utoipa::OpenApi>::openapi());
     let components = api.components.get_or_insert_with(Default::default);
     components
@@ -107,6 +171,7 @@ pub fn operations(api: &OpenApi) -> Vec<(&'static str, String)> {
 /// The first argument of every `.route(` call in a router's source (a path literal without its
 /// quotes, or the expression as written), for the route coverage tests: axum cannot list a
 /// router's routes, so the tests read them where they are declared.
+#[cfg(any(test, feature = "test-support"))]
 pub fn routes_in_source(source: &str) -> Vec<String> {
     source
         .split(".route(")
@@ -118,10 +183,12 @@ pub fn routes_in_source(source: &str) -> Vec<String> {
 
 /// The route coverage check each service's API tests run against a served instance at `base`:
 /// `/openapi.json` is OpenAPI 3.1 and describes exactly the `declared` routes (the expressions of
-/// [`routes_in_source`], with non-literal ones already resolved) plus `/metrics`, and every
+/// [`routes_in_source`], with non-literal ones already resolved) plus the routes of
+/// [`operations_router`] and `/metrics`, and every
 /// documented operation is routed (not the fallback's 404 nor a 405) and answers a status the
 /// document lists for it. A route added without an annotated handler, or a documented path nobody
 /// serves, fails here.
+#[cfg(any(test, feature = "test-support"))]
 pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -148,7 +215,8 @@ pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<
         }
     }
     let paths = document["paths"].as_object().ok_or("no paths")?;
-    let mut expected: Vec<String> = declared.into_iter().chain(["/metrics".into()]).collect();
+    let common_routes = ["/healthz", "/openapi.json", "/metrics"].map(String::from);
+    let mut expected: Vec<String> = declared.into_iter().chain(common_routes).collect();
     expected.sort();
     let mut documented: Vec<String> = paths.keys().cloned().collect();
     documented.sort();

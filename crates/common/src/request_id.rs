@@ -44,12 +44,14 @@ impl RequestId {
 /// signed client id): they end up in log lines and headers of error reports.
 pub fn record_user(user: &str) {
     tracing::Span::current().record("user_id", user);
-    sentry::configure_scope(|scope| scope.set_tag("user_id", user));
+    sentry::Hub::with_active(|hub| hub.configure_scope(|scope| scope.set_tag("user_id", user)));
 }
 
 pub fn record_client(client_id: &str) {
     tracing::Span::current().record("client_id", client_id);
-    sentry::configure_scope(|scope| scope.set_tag("client_id", client_id));
+    sentry::Hub::with_active(|hub| {
+        hub.configure_scope(|scope| scope.set_tag("client_id", client_id))
+    });
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use common::request_id::{self, RequestId};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use serde::Deserialize;
@@ -66,8 +67,9 @@ impl KeyCache {
     }
 
     /// The trusted key named `kid`, fetching the JWKS when `kid` is unknown and the last fetch is
-    /// older than the refetch interval.
-    pub async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, Error> {
+    /// older than the refetch interval. A fetch carries `request_id`, the id of the request that
+    /// needed it, so the authorization server's log shows which call made it.
+    pub async fn key(&self, kid: &str, request_id: &RequestId) -> Result<Arc<DecodingKey>, Error> {
         if let Some(key) = self.cached(kid) {
             return Ok(key);
         }
@@ -85,7 +87,7 @@ impl KeyCache {
                 });
             }
         }
-        let fetched = self.fetch_key_set().await;
+        let fetched = self.fetch_key_set(request_id).await;
         *last_fetch = Some(LastFetch {
             at: Instant::now(),
             succeeded: fetched.is_ok(),
@@ -109,11 +111,15 @@ impl KeyCache {
         keys.get(kid).cloned()
     }
 
-    async fn fetch_key_set(&self) -> Result<KeySet, String> {
-        let mut response = self
+    async fn fetch_key_set(&self, request_id: &RequestId) -> Result<KeySet, String> {
+        let mut request = self
             .client
             .get(&self.jwks_url)
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Ok(value) = reqwest::header::HeaderValue::from_str(request_id.as_str()) {
+            request = request.header(request_id::HEADER, value);
+        }
+        let mut response = request
             .send()
             .await
             .map_err(|err| format!("request failed: {err}"))?;

@@ -8,9 +8,8 @@ use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
-use common::openapi::Health;
-use common::request_id::{record_client, record_user};
+use axum::{Extension, Json, Router};
+use common::request_id::{record_client, record_user, RequestId};
 use common::{ErrorBody, Scope, UserName};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
@@ -26,9 +25,9 @@ pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route(Scope::CurrentTime.path(), get(current_time))
         .route(Scope::EpochTime.path(), get(epoch_time))
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
-        .fallback(not_found)
+        .merge(common::openapi::operations_router(document()))
+        .fallback(common::openapi::not_found)
+        .method_not_allowed_fallback(common::openapi::method_not_allowed)
         .with_state(state);
     observability.wrap(routes)
 }
@@ -69,10 +68,18 @@ struct EpochTime {
 )]
 async fn current_time(
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let user = authorize(&state, &headers, query.as_deref(), Scope::CurrentTime).await?;
+    let user = authorize(
+        &state,
+        &request_id,
+        &headers,
+        query.as_deref(),
+        Scope::CurrentTime,
+    )
+    .await?;
     let current_time = rfc3339(state.clock.now())?;
     Ok(no_store(Json(CurrentTime { current_time, user })))
 }
@@ -98,34 +105,20 @@ async fn current_time(
 )]
 async fn epoch_time(
     State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, Error> {
-    let user = authorize(&state, &headers, query.as_deref(), Scope::EpochTime).await?;
+    let user = authorize(
+        &state,
+        &request_id,
+        &headers,
+        query.as_deref(),
+        Scope::EpochTime,
+    )
+    .await?;
     let epoch_time = state.clock.since_epoch().as_secs();
     Ok(no_store(Json(EpochTime { epoch_time, user })))
-}
-
-/// Liveness: the process serves.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "`ok`.", body = Health))
-)]
-async fn healthz() -> Json<Health> {
-    Json(Health::OK)
-}
-
-/// This document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
-)]
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
 }
 
 /// The service's OpenAPI document, generated from the annotations above.
@@ -136,7 +129,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "resource-server", description = "The protected time endpoints (RFC 6750 bearer tokens, RFC 9068 JWTs)."),
-    paths(current_time, epoch_time, healthz, openapi),
+    paths(current_time, epoch_time),
     components(schemas(ErrorBody, UserName)),
     modifiers(&BearerToken),
 )]
@@ -163,20 +156,16 @@ impl utoipa::Modify for BearerToken {
     }
 }
 
-async fn not_found() -> Response {
-    let body = common::ErrorBody::new("not_found", "no such endpoint");
-    (axum::http::StatusCode::NOT_FOUND, Json(body)).into_response()
-}
-
 /// Every check of a protected request, in order; on success the user the token was issued for.
 /// Counted as accepted or refused (by reason).
 async fn authorize(
     state: &AppState,
+    request_id: &RequestId,
     headers: &HeaderMap,
     query: Option<&str>,
     requested: Scope,
 ) -> Result<UserName, Error> {
-    let checked = check(state, headers, query, requested).await;
+    let checked = check(state, request_id, headers, query, requested).await;
     match &checked {
         Ok(_) => state.metrics.accepted(),
         Err(error) => state.metrics.refused(error),
@@ -186,13 +175,14 @@ async fn authorize(
 
 async fn check(
     state: &AppState,
+    request_id: &RequestId,
     headers: &HeaderMap,
     query: Option<&str>,
     requested: Scope,
 ) -> Result<UserName, Error> {
     let request::Credentials { token, user } = request::credentials(headers, query)?;
     let kid = state.validator.key_id(&token)?;
-    let key = state.keys.key(&kid).await?;
+    let key = state.keys.key(&kid, request_id).await?;
     let claims =
         state
             .validator

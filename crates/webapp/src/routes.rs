@@ -3,11 +3,10 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Extension, Json, Router};
-use common::openapi::Health;
+use axum::{Extension, Router};
 use common::request_id::{self, RequestId};
 use common::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
@@ -20,9 +19,9 @@ pub(crate) fn router(flow: Arc<Flow>) -> Router {
         .route("/current_time", get(current_time))
         .route("/epoch_time", get(epoch_time))
         .route("/callback", get(callback))
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
-        .fallback(not_found)
+        .merge(common::openapi::operations_router(document()))
+        .fallback(common::openapi::not_found)
+        .method_not_allowed_fallback(common::openapi::method_not_allowed)
         .with_state(flow)
 }
 
@@ -142,28 +141,6 @@ async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> E
     Error::Callback(refusal)
 }
 
-/// Liveness: the process serves.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "`ok`.", body = Health))
-)]
-async fn healthz() -> Json<Health> {
-    Json(Health::OK)
-}
-
-/// This document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
-)]
-async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(document())
-}
-
 /// The service's OpenAPI document, generated from the annotations above.
 pub fn document() -> utoipa::openapi::OpenApi {
     common::openapi::finish(ApiDoc::openapi())
@@ -175,17 +152,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
         title = "webapp",
         description = "The OAuth client: each time request runs a whole authorization code flow."
     ),
-    paths(current_time, epoch_time, callback, healthz, openapi),
+    paths(current_time, epoch_time, callback),
     components(schemas(ErrorBody, UserName))
 )]
 struct ApiDoc;
-
-async fn not_found() -> (StatusCode, Json<ErrorBody>) {
-    (
-        StatusCode::NOT_FOUND,
-        Json(ErrorBody::new("not_found", "no such endpoint")),
-    )
-}
 
 #[cfg(test)]
 mod tests {

@@ -184,3 +184,36 @@ async fn redis_down_answers_503_and_recovery_is_automatic() {
     let code = a.code("epoch_time").await;
     assert_eq!(redeem(&a, &code).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_tls_redis_is_used_when_its_ca_file_is_trusted() {
+    let Some(redis) = RedisServer::start_tls() else {
+        return;
+    };
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let ca_file = redis.tls().map(|tls| tls.ca_file()).unwrap_or_default();
+    let server = spawn(&[
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_CA_FILE", ca_file.as_str()),
+    ])
+    .await;
+    let code = server.code("epoch_time").await;
+    assert_eq!(redeem(&server, &code).await.status(), 200);
+    let replay = redeem(&server, &code).await;
+    assert_eq!(json(replay).await["error"], "invalid_grant");
+
+    // Without the CA file the self-signed certificate is not trusted: no code is issued, and
+    // readiness says so.
+    let untrusting = spawn(&[("REDIS_URL", url.as_str())]).await;
+    let ready = untrusting
+        .http
+        .get(format!("{}/readyz", untrusting.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let token = redeem(&untrusting, &code).await;
+    assert_eq!(token.status(), 503);
+    assert_eq!(json(token).await["error"], "temporarily_unavailable");
+}

@@ -2,17 +2,60 @@
 //! restarted at will. Without the binary the Redis tests skip, saying so; under CI they fail.
 
 use std::net::TcpListener;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    tls: Option<TlsFiles>,
+}
+
+/// A self-signed certificate for `127.0.0.1` and its key, in a directory of their own.
+pub struct TlsFiles {
+    dir: PathBuf,
+}
+
+impl TlsFiles {
+    fn generate() -> Self {
+        let dir = std::env::temp_dir().join(format!("redis-tls-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir(&dir).unwrap();
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+        Self { dir }
+    }
+
+    /// The certificate, which is its own CA.
+    pub fn ca_file(&self) -> String {
+        self.dir.join("cert.pem").display().to_string()
+    }
+
+    fn key_file(&self) -> String {
+        self.dir.join("key.pem").display().to_string()
+    }
+}
+
+impl Drop for TlsFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl RedisServer {
     /// `None` (with the reason printed) when `redis-server` is not installed, outside CI.
     pub fn start() -> Option<Self> {
+        Self::start_with(None)
+    }
+
+    /// A Redis that speaks TLS only (`rediss://`), with a self-signed certificate for
+    /// `127.0.0.1`.
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(Some(TlsFiles::generate()))
+    }
+
+    fn start_with(tls: Option<TlsFiles>) -> Option<Self> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -30,18 +73,46 @@ impl RedisServer {
             .local_addr()
             .unwrap()
             .port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            child: None,
+            tls,
+        };
         server.run();
         Some(server)
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    pub fn tls(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some(tls) => command.args(["--port", "0", "--tls-port", &port]).args([
+                "--tls-cert-file",
+                &tls.ca_file(),
+                "--tls-key-file",
+                &tls.key_file(),
+                "--tls-ca-cert-file",
+                &tls.ca_file(),
+                "--tls-auth-clients",
+                "no",
+            ]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -95,3 +95,20 @@ async fn unknown_paths_are_json_404s() {
     let body: common::ErrorBody = response.json().await.unwrap();
     assert_eq!(body.error, "not_found");
 }
+
+#[tokio::test]
+async fn other_methods_are_json_405s_naming_the_allowed_one() {
+    let app = TestApp::spawn().await;
+    for path in ["/epoch_time", "/current_time", "/healthz"] {
+        let response = app
+            .client
+            .post(format!("{}{path}", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], "GET,HEAD", "{path}");
+        let body: common::ErrorBody = response.json().await.unwrap();
+        assert_eq!(body.error, "invalid_request", "{path}");
+    }
+}

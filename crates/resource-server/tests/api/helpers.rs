@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -109,6 +109,7 @@ struct Shared {
     status: Mutex<StatusCode>,
     delay: Mutex<Duration>,
     fetches: AtomicUsize,
+    request_ids: Mutex<Vec<String>>,
 }
 
 impl FakeJwks {
@@ -118,6 +119,7 @@ impl FakeJwks {
             status: Mutex::new(StatusCode::OK),
             delay: Mutex::new(Duration::ZERO),
             fetches: AtomicUsize::new(0),
+            request_ids: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/.well-known/jwks.json", get(serve_jwks))
@@ -147,10 +149,23 @@ impl FakeJwks {
     pub fn fetches(&self) -> usize {
         self.shared.fetches.load(Ordering::SeqCst)
     }
+
+    /// The `X-Request-Id` of each fetch, in order (empty for a fetch without one).
+    pub fn request_ids(&self) -> Vec<String> {
+        self.shared.request_ids.lock().unwrap().clone()
+    }
 }
 
-async fn serve_jwks(State(shared): State<Arc<Shared>>) -> Response {
+async fn serve_jwks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     shared.fetches.fetch_add(1, Ordering::SeqCst);
+    let request_id = headers
+        .get("x-request-id")
+        .map(|value| value.to_str().unwrap().to_owned());
+    shared
+        .request_ids
+        .lock()
+        .unwrap()
+        .push(request_id.unwrap_or_default());
     let delay = *shared.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
     let status = *shared.status.lock().unwrap();

@@ -23,6 +23,22 @@ async fn keys_are_fetched_when_first_needed_then_cached() {
 }
 
 #[tokio::test]
+async fn a_fetch_carries_the_request_id_of_the_call_that_needed_it() {
+    let app = TestApp::spawn().await;
+    let token = app.token(Scope::EpochTime, "alice");
+    let response = app
+        .client
+        .get(format!("{}/epoch_time?user=alice", app.base))
+        .bearer_auth(&token)
+        .header("x-request-id", "needs-keys-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.jwks.request_ids(), ["needs-keys-1"]);
+}
+
+#[tokio::test]
 async fn concurrent_unknown_kids_cause_one_fetch_per_interval() {
     let app = TestApp::spawn_with(|config| config.jwks_refetch_interval = SHORT).await;
     let token = app.token(Scope::EpochTime, "alice");

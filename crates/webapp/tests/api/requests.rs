@@ -88,3 +88,20 @@ async fn unknown_paths_are_json_404s() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "not_found");
 }
+
+#[tokio::test]
+async fn other_methods_are_json_405s_naming_the_allowed_one() {
+    let dead = dead_port().await;
+    let base = start_webapp(dead, dead, &[]).await;
+    for path in ["/epoch_time", "/callback", "/openapi.json"] {
+        let response = reqwest::Client::new()
+            .delete(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        assert_eq!(response.headers()["allow"], "GET,HEAD", "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_request", "{path}");
+    }
+}
