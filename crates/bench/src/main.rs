@@ -36,6 +36,9 @@ Options:
   --concurrency LIST           full-call and ceiling concurrencies (default 1,16,64)
   --component-concurrency N    concurrency of the authorization server / resource server alone
                                points (default 64)
+  --rounds N                   at the highest concurrency, measure ceiling, full call, ceiling,
+                               full call, ... N full calls between N + 1 ceilings, and report the
+                               median ratio of the N rounds (default 3)
   --max-ops N                  at most N operations per point (default: no limit)
   --points LIST                which points: ceiling,full,as,rs (default: all four)
   --algorithms LIST            SIGNING_ALGORITHMs compared (default EdDSA,ES256,RS256); the first
@@ -64,6 +67,7 @@ struct Args {
     warmup: Duration,
     concurrency: Vec<usize>,
     component_concurrency: usize,
+    rounds: usize,
     max_ops: Option<u64>,
     points: Vec<String>,
     algorithms: Vec<String>,
@@ -83,6 +87,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, Str
         warmup: Duration::from_secs(1),
         concurrency: vec![1, 16, 64],
         component_concurrency: 64,
+        rounds: 3,
         max_ops: None,
         points: ["ceiling", "full", "as", "rs"].map(str::to_owned).to_vec(),
         algorithms: vec!["EdDSA".into(), "ES256".into(), "RS256".into()],
@@ -133,6 +138,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, Str
                     .collect::<Result<_, _>>()?;
             }
             "--component-concurrency" => args.component_concurrency = number(&value)?,
+            "--rounds" => args.rounds = number(&value)?,
             "--max-ops" => args.max_ops = Some(number(&value)? as u64),
             "--algorithms" => {
                 args.algorithms = value.split(',').map(|a| a.trim().to_owned()).collect();
@@ -219,16 +225,35 @@ struct Machine {
     load_average_after: String,
 }
 
+/// One full-call point at the highest concurrency against the ceilings measured right before and
+/// right after it.
+#[derive(Debug, Clone, Serialize)]
+struct Round {
+    full_call_per_second: f64,
+    /// The higher of the two neighbouring ceilings.
+    ceiling_per_second: f64,
+    /// full calls/s ÷ (ceiling/s ÷ 4). Target ≥ 0.5.
+    ratio: f64,
+    /// The same against the lower neighbouring ceiling: how far the machine's noise moves it.
+    ratio_against_lower_ceiling: f64,
+    /// CPU of a full call ÷ CPU of four ceiling requests (every process, the load generator
+    /// included; the mean of the two ceilings): below 2 the ratio can reach 0.5 on saturated
+    /// CPUs. `None` when measuring given URLs (no CPU figures).
+    cpu_ratio: Option<f64>,
+}
+
 #[derive(Debug, Serialize)]
 struct Summary {
-    /// The higher of the ceilings measured before and after the full call, at the highest
-    /// concurrency.
+    /// Each round at the highest concurrency, in the order measured.
+    rounds: Vec<Round>,
+    /// The round with the median ratio (the lower middle one for an even count): its ceiling,
+    /// full calls and ratios are the headline figures.
     ceiling_per_second: Option<f64>,
     full_call_per_second: Option<f64>,
-    /// full calls/s ÷ (ceiling/s ÷ 4), at the highest concurrency. Target ≥ 0.5.
     ratio_to_quarter_ceiling: Option<f64>,
-    /// The same against the lower ceiling: how far the machine's noise moves the ratio.
     ratio_against_lower_ceiling: Option<f64>,
+    /// The median of the rounds' CPU ratios.
+    cpu_ratio: Option<f64>,
     ratio_concurrency: usize,
     /// p50 of the full call at concurrency 1, in ms. Target < 1.
     full_call_p50_ms_at_1: Option<f64>,
@@ -417,15 +442,22 @@ async fn measure_stack(
             let ceiling = flows::ceiling(http.clone(), &urls.webapp);
             points.push(measure(args, stack, "ceiling", algorithm, concurrency, ceiling).await);
         }
-        if wanted("full") {
-            let full = flows::full_call(http.clone(), &urls.webapp, &args.client.user);
-            points.push(measure(args, stack, "full_call", algorithm, concurrency, full).await);
-        }
-        // And right after: on a shared machine the two ceilings show how much the machine
-        // changed meanwhile; the ratio is taken against the higher one.
-        if primary && wanted("ceiling") && wanted("full") {
-            let ceiling = flows::ceiling(http.clone(), &urls.webapp);
-            points.push(measure(args, stack, "ceiling", algorithm, concurrency, ceiling).await);
+        let rounds = if primary && concurrency == highest && wanted("ceiling") {
+            args.rounds
+        } else {
+            1
+        };
+        for _ in 0..rounds {
+            if wanted("full") {
+                let full = flows::full_call(http.clone(), &urls.webapp, &args.client.user);
+                points.push(measure(args, stack, "full_call", algorithm, concurrency, full).await);
+            }
+            // And right after: on a shared machine the two ceilings show how much the machine
+            // changed meanwhile; the ratio is taken against the higher one.
+            if primary && wanted("ceiling") && wanted("full") {
+                let ceiling = flows::ceiling(http.clone(), &urls.webapp);
+                points.push(measure(args, stack, "ceiling", algorithm, concurrency, ceiling).await);
+            }
         }
     }
     if wanted("as") {
@@ -559,22 +591,39 @@ fn summarize(
             p.kind == kind && p.algorithm == primary && p.stats.concurrency == concurrency
         })
     };
-    let ceilings: Vec<f64> = points
+    let sequence: Vec<&Point> = points
         .iter()
-        .filter(|p| p.kind == "ceiling" && p.algorithm == primary && p.stats.concurrency == highest)
-        .map(|p| p.stats.per_second)
+        .filter(|p| {
+            p.algorithm == primary
+                && p.stats.concurrency == highest
+                && (p.kind == "ceiling" || p.kind == "full_call")
+        })
         .collect();
-    let ceiling = ceilings.iter().copied().reduce(f64::max);
-    let ceiling_low = ceilings.iter().copied().reduce(f64::min);
-    let full = find("full_call", highest).map(|p| p.stats.per_second);
-    let ratio = match (ceiling, full) {
-        (Some(ceiling), Some(full)) if ceiling > 0.0 => Some(full / (ceiling / 4.0)),
-        _ => None,
-    };
-    let ratio_high = match (ceiling_low, full) {
-        (Some(ceiling), Some(full)) if ceiling > 0.0 => Some(full / (ceiling / 4.0)),
-        _ => None,
-    };
+    let rounds: Vec<Round> = sequence
+        .windows(3)
+        .filter_map(|window| match window {
+            [before, full, after]
+                if before.kind == "ceiling"
+                    && full.kind == "full_call"
+                    && after.kind == "ceiling" =>
+            {
+                round(before, full, after)
+            }
+            _ => None,
+        })
+        .collect();
+    let mut by_ratio = rounds.clone();
+    by_ratio.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
+    let median = by_ratio.get(by_ratio.len().saturating_sub(1) / 2);
+    let mut cpu_ratios: Vec<f64> = rounds.iter().filter_map(|r| r.cpu_ratio).collect();
+    cpu_ratios.sort_by(f64::total_cmp);
+    let cpu_ratio = cpu_ratios
+        .get(cpu_ratios.len().saturating_sub(1) / 2)
+        .copied();
+    let ceiling = median.map(|r| r.ceiling_per_second);
+    let full = median.map(|r| r.full_call_per_second);
+    let ratio = median.map(|r| r.ratio);
+    let ratio_high = median.map(|r| r.ratio_against_lower_ceiling);
     let p50 = find("full_call", 1).map(|p| p.stats.p50_ms);
     let rss_met = if rss.is_empty() {
         None
@@ -586,10 +635,12 @@ fn summarize(
         )
     };
     Summary {
+        rounds,
         ceiling_per_second: ceiling,
         full_call_per_second: full,
         ratio_to_quarter_ceiling: ratio,
         ratio_against_lower_ceiling: ratio_high,
+        cpu_ratio,
         ratio_concurrency: highest,
         full_call_p50_ms_at_1: p50,
         peak_rss_kib: rss,
@@ -599,6 +650,33 @@ fn summarize(
         rss_target_met: rss_met,
         errors: points.iter().map(|p| p.stats.errors).sum(),
     }
+}
+
+fn round(before: &Point, full: &Point, after: &Point) -> Option<Round> {
+    let (low, high) = (
+        before.stats.per_second.min(after.stats.per_second),
+        before.stats.per_second.max(after.stats.per_second),
+    );
+    if low <= 0.0 {
+        return None;
+    }
+    let cpu = |point: &Point| -> Option<f64> {
+        (!point.cpu_us_per_op.is_empty()).then(|| point.cpu_us_per_op.values().sum())
+    };
+    let cpu_ratio = match (cpu(before), cpu(full), cpu(after)) {
+        (Some(before), Some(full), Some(after)) if before + after > 0.0 => {
+            Some(full / (4.0 * (before + after) / 2.0))
+        }
+        _ => None,
+    };
+    let full_per_second = full.stats.per_second;
+    Some(Round {
+        full_call_per_second: full_per_second,
+        ceiling_per_second: high,
+        ratio: full_per_second / (high / 4.0),
+        ratio_against_lower_ceiling: full_per_second / (low / 4.0),
+        cpu_ratio,
+    })
 }
 
 fn label(kind: &str) -> &'static str {
@@ -693,12 +771,20 @@ fn print_table(report: &Report) {
     ) {
         (Some(ratio), Some(ceiling), Some(full)) => {
             println!(
-                "full call / (ceiling / 4) at concurrency {}: {full:.0} / ({ceiling:.0} / 4) = {ratio:.2}  (target >= {TARGET_RATIO}: {})",
+                "full call / (ceiling / 4) at concurrency {}, median of {} round(s): {full:.0} / ({ceiling:.0} / 4) = {ratio:.2}  (target >= {TARGET_RATIO}: {})",
                 s.ratio_concurrency,
+                s.rounds.len(),
                 verdict(s.ratio_target_met)
             );
             if let Some(high) = s.ratio_against_lower_ceiling {
-                println!("  (against the lower of the two ceilings: {high:.2})");
+                println!("  (against the lower of its two neighbouring ceilings: {high:.2})");
+            }
+            let each: Vec<String> = s.rounds.iter().map(|r| format!("{:.2}", r.ratio)).collect();
+            println!("  each round, in order: {}", each.join(", "));
+            if let Some(cpu) = s.cpu_ratio {
+                println!(
+                    "  CPU of a full call / CPU of four ceiling requests (all processes), median: {cpu:.2}  (<= 2 lets the ratio reach 0.5)"
+                );
             }
         }
         _ => println!("full call / (ceiling / 4): not measured"),
@@ -774,6 +860,7 @@ mod tests {
     fn defaults_and_flags() {
         let args = parse(&[]).unwrap().unwrap();
         assert_eq!(args.concurrency, vec![1, 16, 64]);
+        assert_eq!(args.rounds, 3);
         assert!(args.targets.is_none() && args.build);
         let args = parse(&["--duration", "0.5", "--concurrency", "2,4", "--no-build"])
             .unwrap()
@@ -784,9 +871,62 @@ mod tests {
         assert!(parse(&["--help"]).unwrap().is_none());
     }
 
+    fn point(kind: &'static str, per_second: f64, cpu_us: f64) -> Point {
+        Point {
+            kind,
+            algorithm: "EdDSA".into(),
+            stats: Stats {
+                concurrency: 64,
+                ok: 1,
+                errors: 0,
+                error_samples: Vec::new(),
+                elapsed_s: 1.0,
+                per_second,
+                p50_ms: 1.0,
+                p90_ms: 1.0,
+                p99_ms: 1.0,
+                max_ms: 1.0,
+            },
+            cpu_us_per_op: BTreeMap::from([("webapp", cpu_us)]),
+        }
+    }
+
+    #[test]
+    fn each_full_call_is_judged_against_its_neighbouring_ceilings_and_the_median_round_counts() {
+        let args = parse(&["--concurrency", "64"]).unwrap().unwrap();
+        let points = [
+            point("ceiling", 40_000.0, 40.0),
+            point("full_call", 4_000.0, 400.0), // 4000 / (44000 / 4) = 0.36
+            point("ceiling", 44_000.0, 40.0),
+            point("full_call", 6_000.0, 320.0), // 6000 / (48000 / 4) = 0.50
+            point("ceiling", 48_000.0, 40.0),
+            point("full_call", 5_000.0, 360.0), // 5000 / (48000 / 4) = 0.42
+            point("ceiling", 40_000.0, 40.0),
+        ];
+        let summary = summarize(&args, &points, BTreeMap::new());
+        let ratios: Vec<String> = summary
+            .rounds
+            .iter()
+            .map(|r| format!("{:.2}", r.ratio))
+            .collect();
+        assert_eq!(ratios, ["0.36", "0.50", "0.42"]);
+        assert_eq!(summary.full_call_per_second, Some(5_000.0));
+        assert_eq!(summary.ceiling_per_second, Some(48_000.0));
+        assert_eq!(
+            summary
+                .ratio_against_lower_ceiling
+                .map(|r| format!("{r:.2}")),
+            Some("0.50".to_owned())
+        );
+        // CPU: 400 / 160, 320 / 160, 360 / 160 -> median 2.25
+        assert_eq!(summary.cpu_ratio, Some(2.25));
+        assert_eq!(summary.ratio_target_met, Some(false));
+    }
+
     #[test]
     fn bad_flags_are_refused() {
         assert!(parse(&["--concurrency", "0"]).is_err());
+        assert!(parse(&["--rounds", "0"]).is_err());
         assert!(parse(&["--algorithms", "HS256"]).is_err());
         assert!(parse(&["--webapp", "http://x"]).is_err());
         assert!(parse(&["--duration"]).is_err());
