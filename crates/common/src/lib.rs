@@ -1,5 +1,6 @@
 //! What the three services share. Nothing here knows about a particular service: the access-token
-//! claims are the contract between the authorization server and the resource server, the rest is
+//! claims are the contract between the authorization server and the resource server, the
+//! resource answers the one between the resource server and the webapp, the rest is
 //! plumbing (configuration, telemetry and error reporting, request ids, metrics and the middleware
 //! stack, error bodies, serving, the HTTP client).
 
@@ -13,6 +14,7 @@ pub mod http_client;
 pub mod observability;
 pub mod openapi;
 pub mod request_id;
+pub mod resource;
 pub mod scope;
 pub mod server;
 pub mod service;

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Json, Router};
 use common::request_id::{record_client, record_user, RequestId};
+use common::resource::{CurrentTime, EpochTime};
 use common::{ErrorBody, Scope, UserName};
-use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::OpenApi;
@@ -30,21 +30,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(common::openapi::method_not_allowed)
         .with_state(state);
     observability.wrap(routes)
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct CurrentTime {
-    /// RFC 3339, UTC, whole seconds.
-    #[schema(example = "2026-11-28T15:04:05Z")]
-    current_time: String,
-    user: UserName,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-struct EpochTime {
-    /// Seconds since 1970-01-01T00:00:00Z.
-    epoch_time: u64,
-    user: UserName,
 }
 
 /// The current time as RFC 3339, for a token with scope `current_time`.

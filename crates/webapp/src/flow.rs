@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use common::config::origin_string;
 use common::request_id::{RequestId, HEADER};
+use common::resource::{CurrentTime, EpochTime};
 use common::{Scope, UserName};
 use http::{HeaderValue, StatusCode};
 use oauth2::basic::{BasicClient, BasicTokenType};
@@ -339,7 +340,8 @@ impl Flow {
         Ok(token.access_token().clone())
     }
 
-    /// Step 3: the resource server's endpoint with the bearer token; its 200 body is returned as is.
+    /// Step 3: the resource server's endpoint with the bearer token; its 200 body is returned as is,
+    /// once it has been read as the endpoint's answer ([`common::resource`]) for `user`.
     async fn fetch(
         &self,
         scope: Scope,
@@ -365,11 +367,22 @@ impl Flow {
             .bytes()
             .await
             .map_err(|err| Error::transport(step, &err))?;
-        match serde_json::from_slice::<serde_json::Value>(&body) {
-            Ok(serde_json::Value::Object(_)) => Ok(body.to_vec()),
-            _ => Err(Error::bad_answer(
+        let answered_for = match scope {
+            Scope::CurrentTime => serde_json::from_slice::<CurrentTime>(&body).map(|b| b.user),
+            Scope::EpochTime => serde_json::from_slice::<EpochTime>(&body).map(|b| b.user),
+        };
+        match answered_for {
+            Ok(answered) if answered == *user => Ok(body.to_vec()),
+            Ok(_) => Err(Error::bad_answer(
                 step,
-                "the resource server answered 200 without a JSON object",
+                "the resource server answered for another user",
+            )),
+            Err(_) => Err(Error::bad_answer(
+                step,
+                format!(
+                    "the resource server's 200 answer is not one of {}",
+                    scope.path()
+                ),
             )),
         }
     }

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use common::request_id::{self, RequestId};
+use common::resource::{CurrentTime, EpochTime};
 use common::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
 
@@ -33,7 +34,7 @@ pub(crate) fn router(flow: Arc<Flow>) -> Router {
     tag = "webapp",
     params(("user" = Option<UserName>, Query, description = "The user (default: the configured one).")),
     responses(
-        (status = 200, description = "The resource server's answer, passed through: an object with `current_time` (RFC 3339) and `user`.", body = Object),
+        (status = 200, description = "The resource server's answer for this user, passed through.", body = CurrentTime),
         (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
         (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
         (status = 503, description = "An upstream is unreachable (`temporarily_unavailable`, with `step`).", body = ErrorBody),
@@ -56,7 +57,7 @@ async fn current_time(
     tag = "webapp",
     params(("user" = Option<UserName>, Query, description = "The user (default: the configured one).")),
     responses(
-        (status = 200, description = "The resource server's answer, passed through: an object with `epoch_time` (Unix seconds) and `user`.", body = Object),
+        (status = 200, description = "The resource server's answer for this user, passed through.", body = EpochTime),
         (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
         (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
         (status = 503, description = "An upstream is unreachable (`temporarily_unavailable`, with `step`).", body = ErrorBody),

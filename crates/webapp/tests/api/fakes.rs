@@ -38,6 +38,10 @@ pub enum RsMode {
     Hang,
     /// Nothing listens on its port.
     Down,
+    /// 200 with a JSON object that is not the endpoint's answer.
+    WrongBody,
+    /// 200 with the endpoint's answer for another user.
+    OtherUser,
 }
 
 /// What the fakes saw.
@@ -350,7 +354,7 @@ async fn resource(
         RsMode::Hang => {
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
-        RsMode::Normal | RsMode::Down => {}
+        RsMode::Normal | RsMode::Down | RsMode::WrongBody | RsMode::OtherUser => {}
     }
     let scope = uri.path().trim_start_matches('/').to_owned();
     let user = query.get("user").cloned().unwrap_or_default();
@@ -368,10 +372,14 @@ async fn resource(
             .push(format!("resource server: bad token for {user}/{scope}"));
         return unauthorized("invalid_token");
     }
-    let body = if scope == "epoch_time" {
-        json!({"epoch_time": 1795866300, "user": user})
-    } else {
-        json!({"current_time": "2026-11-26T09:05:00Z", "user": user})
+    let user = match state.rs_mode {
+        RsMode::OtherUser => "mallory".to_owned(),
+        _ => user,
+    };
+    let body = match (state.rs_mode, scope.as_str()) {
+        (RsMode::WrongBody, _) => json!({"time": "now", "user": user}),
+        (_, "epoch_time") => json!({"epoch_time": 1795866300, "user": user}),
+        _ => json!({"current_time": "2026-11-26T09:05:00Z", "user": user}),
     };
     Json(body).into_response()
 }

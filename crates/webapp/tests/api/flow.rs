@@ -150,6 +150,27 @@ async fn a_refused_token_is_a_resource_step_failure() {
 }
 
 #[tokio::test]
+async fn a_resource_answer_that_is_not_the_endpoints_is_refused() {
+    let app = Harness::start(AsMode::Normal, RsMode::WrongBody).await;
+    let body = assert_failure(&app, 502, "server_error", "resource").await;
+    assert_eq!(
+        body["error_description"],
+        "the resource server's 200 answer is not one of /epoch_time"
+    );
+}
+
+#[tokio::test]
+async fn a_resource_answer_for_another_user_is_refused() {
+    let app = Harness::start(AsMode::Normal, RsMode::OtherUser).await;
+    let body = assert_failure(&app, 502, "server_error", "resource").await;
+    assert_eq!(
+        body["error_description"],
+        "the resource server answered for another user"
+    );
+    assert!(!body.to_string().contains("mallory"), "{body}");
+}
+
+#[tokio::test]
 async fn an_unreachable_resource_server_is_503_at_once() {
     let app = Harness::start(AsMode::Normal, RsMode::Down).await;
     let started = Instant::now();
