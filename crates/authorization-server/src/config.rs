@@ -33,6 +33,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let redis_url = redis_url(env)?;
         Ok(Self {
             listen_addr: env.socket_addr("AUTHORIZATION_SERVER_LISTEN_ADDR", "127.0.0.1:8081")?,
             issuer: origin_string(&env.base_url("ISSUER", "http://localhost:8081")?),
@@ -50,8 +51,8 @@ impl Config {
             signing_keys_reload_interval: Duration::from_secs(
                 env.seconds("SIGNING_KEYS_RELOAD_SECONDS", 1)?,
             ),
-            redis_url: redis_url(env)?,
-            redis_ca_file: redis_ca_file(env)?,
+            redis_ca_file: redis_ca_file(env, redis_url.as_deref())?,
+            redis_url,
             access_token_ttl: Duration::from_secs(env.seconds("ACCESS_TOKEN_TTL_SECONDS", 5)?),
             code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
         })
@@ -98,15 +99,12 @@ fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
     }
 }
 
-fn redis_ca_file(env: &Env) -> Result<Option<PathBuf>, ConfigError> {
+fn redis_ca_file(env: &Env, redis_url: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
     const VAR: &str = "REDIS_CA_FILE";
     let Some(path) = env.get(VAR) else {
         return Ok(None);
     };
-    let tls = env
-        .get("REDIS_URL")
-        .is_some_and(|url| url.starts_with("rediss://"));
-    if !tls {
+    if !redis_url.is_some_and(|url| url.starts_with("rediss://")) {
         return Err(ConfigError::new(
             VAR,
             path,

@@ -612,18 +612,12 @@ fn summarize(
             _ => None,
         })
         .collect();
-    let mut by_ratio = rounds.clone();
-    by_ratio.sort_by(|a, b| a.ratio.total_cmp(&b.ratio));
-    let median = by_ratio.get(by_ratio.len().saturating_sub(1) / 2);
-    let mut cpu_ratios: Vec<f64> = rounds.iter().filter_map(|r| r.cpu_ratio).collect();
-    cpu_ratios.sort_by(f64::total_cmp);
-    let cpu_ratio = cpu_ratios
-        .get(cpu_ratios.len().saturating_sub(1) / 2)
-        .copied();
-    let ceiling = median.map(|r| r.ceiling_per_second);
-    let full = median.map(|r| r.full_call_per_second);
-    let ratio = median.map(|r| r.ratio);
-    let ratio_high = median.map(|r| r.ratio_against_lower_ceiling);
+    let median = lower_median(rounds.clone(), |r| r.ratio);
+    let cpu_ratio = lower_median(rounds.iter().filter_map(|r| r.cpu_ratio).collect(), |r| *r);
+    let ceiling = median.as_ref().map(|r| r.ceiling_per_second);
+    let full = median.as_ref().map(|r| r.full_call_per_second);
+    let ratio = median.as_ref().map(|r| r.ratio);
+    let ratio_high = median.as_ref().map(|r| r.ratio_against_lower_ceiling);
     let p50 = find("full_call", 1).map(|p| p.stats.p50_ms);
     let rss_met = if rss.is_empty() {
         None
@@ -650,6 +644,13 @@ fn summarize(
         rss_target_met: rss_met,
         errors: points.iter().map(|p| p.stats.errors).sum(),
     }
+}
+
+/// The middle item by `key` (the lower of the two middle ones for an even count).
+fn lower_median<T>(mut items: Vec<T>, key: impl Fn(&T) -> f64) -> Option<T> {
+    items.sort_by(|a, b| key(a).total_cmp(&key(b)));
+    let middle = items.len().checked_sub(1)? / 2;
+    items.into_iter().nth(middle)
 }
 
 fn round(before: &Point, full: &Point, after: &Point) -> Option<Round> {

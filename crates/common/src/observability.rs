@@ -256,7 +256,7 @@ pub async fn track(
             });
         }
     });
-    if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
+    if let Some(value) = request_id.header_value() {
         response.headers_mut().insert(HEADER, value);
     }
     response

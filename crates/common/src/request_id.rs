@@ -2,9 +2,7 @@
 //! by the request's tracing span (see [`crate::observability::track`]), forwarded upstream by the
 //! webapp and echoed in every response.
 
-use http::HeaderName;
-#[cfg(test)]
-use http::HeaderValue;
+use http::{HeaderName, HeaderValue};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -27,6 +25,12 @@ impl RequestId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id as an `X-Request-Id` value, for responses and upstream calls (always `Some` for an
+    /// id made by [`Self::parse`] or [`Self::generate`]: their charset is a header's).
+    pub fn header_value(&self) -> Option<HeaderValue> {
+        HeaderValue::from_str(&self.0).ok()
     }
 
     pub(crate) fn from_headers(headers: &http::HeaderMap) -> Self {

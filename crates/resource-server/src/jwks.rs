@@ -116,7 +116,7 @@ impl KeyCache {
             .client
             .get(&self.jwks_url)
             .header(reqwest::header::ACCEPT, "application/json");
-        if let Ok(value) = reqwest::header::HeaderValue::from_str(request_id.as_str()) {
+        if let Some(value) = request_id.header_value() {
             request = request.header(request_id::HEADER, value);
         }
         let mut response = request

@@ -17,7 +17,7 @@ use common::config::origin_string;
 use common::request_id::{RequestId, HEADER};
 use common::resource::{CurrentTime, EpochTime};
 use common::{Scope, UserName};
-use http::{HeaderValue, StatusCode};
+use http::StatusCode;
 use oauth2::basic::{BasicClient, BasicTokenType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
@@ -395,15 +395,11 @@ fn url_error(what: &'static str, err: url::ParseError) -> SetupError {
     }
 }
 
-fn request_id_header(request_id: &RequestId) -> Option<HeaderValue> {
-    HeaderValue::from_str(request_id.as_str()).ok()
-}
-
 fn with_request_id(
     request: reqwest::RequestBuilder,
     request_id: &RequestId,
 ) -> reqwest::RequestBuilder {
-    match request_id_header(request_id) {
+    match request_id.header_value() {
         Some(value) => request.header(HEADER, value),
         None => request,
     }
@@ -472,7 +468,7 @@ impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
             let mut request = reqwest::Request::try_from(request)?;
-            if let Some(value) = request_id_header(&self.request_id) {
+            if let Some(value) = self.request_id.header_value() {
                 request.headers_mut().insert(HEADER, value);
             }
             let response = self.http.execute(request).await?;

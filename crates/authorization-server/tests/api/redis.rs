@@ -192,7 +192,7 @@ async fn a_tls_redis_is_used_when_its_ca_file_is_trusted() {
     };
     let url = redis.url();
     assert!(url.starts_with("rediss://"), "{url}");
-    let ca_file = redis.tls().map(|tls| tls.ca_file()).unwrap_or_default();
+    let ca_file = redis.ca_file().unwrap_or_default();
     let server = spawn(&[
         ("REDIS_URL", url.as_str()),
         ("REDIS_CA_FILE", ca_file.as_str()),

@@ -91,8 +91,9 @@ impl RedisServer {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
-    pub fn tls(&self) -> Option<&TlsFiles> {
-        self.tls.as_ref()
+    /// The CA file that makes a client trust this Redis's certificate, when it speaks TLS.
+    pub fn ca_file(&self) -> Option<String> {
+        self.tls.as_ref().map(TlsFiles::ca_file)
     }
 
     fn run(&mut self) {
