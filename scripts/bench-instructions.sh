@@ -7,9 +7,9 @@
 #   scripts/bench-instructions.sh [full|ceiling] [BIN_DIR]
 #
 # Starts the three service binaries of BIN_DIR (default target/release, built by
-# `cargo build --release`) under callgrind on loopback ports 18180-18182, drives them with the
-# bench (`target/release/bench`, target mode, concurrency 1, no warm-up), once with N1 and once with
-# N2 operations, and prints (instructions(N2) - instructions(N1)) / (N2 - N1) per service: the
+# `cargo build --release --workspace --bins`) under callgrind on loopback ports 18180-18182,
+# drives them with the bench (`target/release/bench`, target mode, concurrency 1, no warm-up),
+# once with N1 and once with N2 operations, and prints (instructions(N2) - instructions(N1)) / (N2 - N1) per service: the
 # start-up cost cancels out. `full`: full user calls through the webapp (all three services);
 # `ceiling`: `GET /healthz` of the webapp. Needs valgrind (apt-get install valgrind) and curl.
 set -euo pipefail
@@ -26,7 +26,7 @@ for tool in valgrind curl; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is not installed" >&2; exit 1; }
 done
 for binary in "$bin_dir"/{authorization-server,resource-server,webapp} target/release/bench; do
-  [[ -x $binary ]] || { echo "$0: $binary not found: cargo build --release" >&2; exit 1; }
+  [[ -x $binary ]] || { echo "$0: $binary not found: cargo build --release --workspace --bins" >&2; exit 1; }
 done
 services=(authorization-server resource-server webapp)
 webapp=127.0.0.1:18180 authorization_server=127.0.0.1:18181 resource_server=127.0.0.1:18182

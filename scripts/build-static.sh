@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Builds the three service binaries fully static (glibc linked in) for the FROM-scratch images:
-# target/x86_64-unknown-linux-gnu/release/{webapp,authorization-server,resource-server}.
+# The one release build: every binary of the workspace (the three services, the embedded default
+# `oauth-time`, the bench) fully static (glibc linked in), in
+# target/x86_64-unknown-linux-gnu/release/. The FROM-scratch images, the interop and Schemathesis
+# suites and the bench smoke run in CI all use these binaries, so nothing is compiled twice.
 # `--target` keeps +crt-static away from build scripts and proc macros, which must stay dynamic.
+# Needs readelf (Debian's binutils) for the check that each binary really is static.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-gnu
+command -v readelf >/dev/null 2>&1 || {
+  echo "build-static: readelf is needed to check the binaries (apt-get install binutils)" >&2
+  exit 1
+}
 RUSTFLAGS="-C target-feature=+crt-static" \
-  cargo build --release --locked --target "$target" \
-  -p webapp -p authorization-server -p resource-server
-for binary in webapp authorization-server resource-server; do
+  cargo build --release --locked --target "$target" --workspace --bins
+for binary in webapp authorization-server resource-server oauth-time bench; do
   path="target/$target/release/$binary"
+  [ -x "$path" ] || { echo "build-static: $path was not built" >&2; exit 1; }
   # static: no shared library needed and no program interpreter (ld.so) requested
-  if readelf -d "$path" | grep -q NEEDED || readelf -l "$path" | grep -q INTERP; then
+  dynamic=$(readelf -d "$path") || { echo "build-static: readelf cannot read $path" >&2; exit 1; }
+  headers=$(readelf -l "$path") || { echo "build-static: readelf cannot read $path" >&2; exit 1; }
+  if grep -q NEEDED <<<"$dynamic" || grep -q INTERP <<<"$headers"; then
     echo "build-static: $path is not static:" >&2
-    readelf -d "$path" | grep NEEDED >&2 || true
-    readelf -l "$path" | grep -A1 INTERP >&2 || true
+    grep NEEDED <<<"$dynamic" >&2 || true
+    grep -A1 INTERP <<<"$headers" >&2 || true
     exit 1
   fi
   echo "$path: $(du -h "$path" | cut -f1), static"

@@ -5,8 +5,10 @@ use std::sync::Arc;
 use crate::system::System;
 
 /// The documented rotation procedure, run by its script, while full user calls keep flowing
-/// through the webapp: not one may fail.
+/// through the webapp: not one may fail. The script makes its keys with `openssl`: ignored by a
+/// plain `cargo test`, run by `cargo test -- --include-ignored` (as CI does), failing without it.
 #[tokio::test]
+#[ignore = "needs openssl"]
 async fn rotating_the_signing_key_under_load_fails_no_call() {
     let dir = std::env::temp_dir().join(format!("e2e-keys-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -14,14 +16,10 @@ async fn rotating_the_signing_key_under_load_fails_no_call() {
         .args(["genpkey", "-algorithm", "ed25519", "-out"])
         .arg(dir.join("first.pem"))
         .status();
-    if !key.is_ok_and(|status| status.success()) {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "openssl is needed by the rotation script"
-        );
-        eprintln!("SKIPPED: openssl is not installed (the rotation script uses it)");
-        return;
-    }
+    assert!(
+        key.is_ok_and(|status| status.success()),
+        "openssl genpkey failed: `apt-get install openssl`, or run without --include-ignored"
+    );
     let dir_str = dir.display().to_string();
     let system = System::start_with(&[("SIGNING_KEYS_DIR", dir_str.as_str())]).await;
     let jwks_url = format!("{}/.well-known/jwks.json", system.authorization_server);

@@ -132,11 +132,16 @@ impl System {
             .authorization_server
             .trim_start_matches("http://")
             .to_owned();
+        // The old server lets go of the port once its connections have closed: within its
+        // graceful drain, or this fails.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         let listener = loop {
-            // the old server lets go of the port once its connections have closed
             match TcpListener::bind(&addr).await {
                 Ok(listener) => break listener,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(err) => panic!("{addr} still taken 10 s after the stop: {err}"),
             }
         };
         self.stops

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop suite: Authlib, requests-oauthlib and PyJWT (pinned, from PyPI, in target/interop-venv)
-# drive and check the embedded default (target/release/oauth-time on 127.0.0.1:8080-8082).
+# drive and check the embedded default (the static oauth-time of scripts/build-static.sh on 127.0.0.1:8080-8082).
 #
 #   bash tests/interop/run.sh                          # every signing algorithm, one server each
 #   INTEROP_ALGORITHMS=EdDSA bash tests/interop/run.sh # only the default one

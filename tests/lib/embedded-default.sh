@@ -1,6 +1,7 @@
 # Shared by the Python suites (tests/interop, tests/schemathesis) that drive the embedded default
-# (target/release/oauth-time on 127.0.0.1:8080-8082): the free-port check, the virtualenv of
-# pinned packages, the release build, the server's start, health wait and stop.
+# (oauth-time on 127.0.0.1:8080-8082, from the one static release build of scripts/build-static.sh):
+# the free-port check, the virtualenv of pinned packages, the build, the server's start, health
+# wait and stop.
 # Sourced from the repository root by a script that sets, before sourcing:
 #   suite           the name in messages
 #   here            the suite's folder (with requirements.txt)
@@ -8,7 +9,7 @@
 #   shown_packages  a regex of the packages whose versions are printed
 # and then uses step, fail, stop_server and wait_healthy LOG with server_pid set.
 
-binary=target/release/oauth-time
+binary=target/x86_64-unknown-linux-gnu/release/oauth-time
 ports=(8080 8081 8082)
 
 step() { printf '\n==> %s: %s\n' "$suite" "$*"; }
@@ -55,8 +56,8 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
 fi
 "$venv/bin/python" -m pip freeze --disable-pip-version-check | grep -iE "^($shown_packages)=="
 
-step "cargo build --release"
-cargo build --release
+step "the static release build (scripts/build-static.sh; nothing to do when it is current)"
+bash scripts/build-static.sh >/dev/null
 [ -x "$binary" ] || fail "$binary was not built"
 
 server_pid=

@@ -10,7 +10,12 @@ mod system;
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::config::Env;
@@ -73,10 +78,150 @@ fn logs() -> &'static Captured {
     })
 }
 
-/// Waits until the services have written the lines of the request that just got its answer (the
-/// "request handled" line follows the answer by a few microseconds).
-async fn settle() {
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+/// Waits until each `(service, request id)` has written its "request handled" line (written a
+/// few microseconds after the answer, so possibly after the caller has it), at most 10 s.
+async fn wait_for_handled(logs: &Captured, from: usize, expected: &[(&str, &str)]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let lines = logs.lines_since(from);
+        let missing: Vec<_> = expected
+            .iter()
+            .filter(|(service, request_id)| {
+                !lines.iter().any(|line| {
+                    line["message"] == "request handled"
+                        && str_field(line, "service") == Some(service)
+                        && str_field(line, "request_id") == Some(request_id)
+                })
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no \"request handled\" line for {missing:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A recording proxy in front of the authorization server, for the webapp: what the webapp
+/// sent and received there, so that the test knows the webapp's own state, PKCE verifier and
+/// challenge, code and token, and can look for them in the logs.
+#[derive(Clone)]
+struct Proxy {
+    target: Arc<OnceLock<String>>,
+    exchanges: Arc<Mutex<Vec<Exchange>>>,
+    http: reqwest::Client,
+}
+
+/// One request through the proxy: its query and body, the answer's `Location` and body.
+#[derive(Debug, Default, Clone)]
+struct Exchange {
+    path: String,
+    query: String,
+    body: String,
+    location: String,
+    answer: String,
+}
+
+impl Proxy {
+    /// Listens at once; forwards to the target set later with [`Proxy::forward_to`].
+    async fn start() -> (Self, String) {
+        let proxy = Self {
+            target: Arc::default(),
+            exchanges: Arc::default(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(proxy.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (proxy, url)
+    }
+
+    fn forward_to(&self, target: &str) {
+        self.target.set(target.to_owned()).unwrap();
+    }
+
+    fn exchanges(&self) -> Vec<Exchange> {
+        self.exchanges.lock().unwrap().clone()
+    }
+}
+
+async fn forward(
+    State(proxy): State<Proxy>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let target = proxy.target.get().unwrap();
+    let mut request = proxy
+        .http
+        .request(method, format!("{target}{uri}"))
+        .body(body.clone());
+    for (name, value) in &headers {
+        if name != "host" && name != "content-length" {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.send().await.unwrap();
+    let status = StatusCode::from_u16(answer.status().as_u16()).unwrap();
+    let mut answer_headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if name != "content-length" && name != "transfer-encoding" {
+            answer_headers.append(name, value.clone());
+        }
+    }
+    let answer_body = answer.bytes().await.unwrap();
+    proxy.exchanges.lock().unwrap().push(Exchange {
+        path: uri.path().to_owned(),
+        query: uri.query().unwrap_or_default().to_owned(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+        location: answer_headers
+            .get("location")
+            .map(|value| value.to_str().unwrap().to_owned())
+            .unwrap_or_default(),
+        answer: String::from_utf8_lossy(&answer_body).into_owned(),
+    });
+    (status, answer_headers, answer_body).into_response()
+}
+
+/// The value of `name` in a query string or form body.
+fn param(encoded: &str, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(encoded.as_bytes())
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Every secret the webapp handled in the flows that went through `proxy`: its states, PKCE
+/// verifiers and challenges, codes and access tokens.
+fn webapp_secrets(proxy: &Proxy) -> Vec<String> {
+    let mut secrets = Vec::new();
+    for exchange in proxy.exchanges() {
+        match exchange.path.as_str() {
+            "/authorize" => {
+                secrets.extend(param(&exchange.query, "state"));
+                secrets.extend(param(&exchange.query, "code_challenge"));
+                let location = url::Url::parse(&exchange.location).unwrap();
+                secrets.extend(param(location.query().unwrap_or_default(), "code"));
+            }
+            "/token" => {
+                secrets.extend(param(&exchange.body, "code"));
+                secrets.extend(param(&exchange.body, "code_verifier"));
+                let answer: Value = serde_json::from_str(&exchange.answer).unwrap();
+                secrets.extend(answer["access_token"].as_str().map(str::to_owned));
+            }
+            _ => {}
+        }
+    }
+    secrets
 }
 
 fn str_field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
@@ -87,13 +232,21 @@ fn str_field<'a>(line: &'a Value, name: &str) -> Option<&'a str> {
 async fn one_request_id_user_and_client_on_every_line_of_a_flow_and_no_secret_anywhere() {
     let logs = logs();
     let start = logs.len();
-    let system = System::start().await;
+    // The webapp (and the resource server's JWKS fetch) reach the authorization server through
+    // the recording proxy; tokens still name the authorization server itself as their issuer.
+    let (proxy, proxy_url) = Proxy::start().await;
+    let system = System::start_with(&[("AUTHORIZATION_SERVER_URL", proxy_url.as_str())]).await;
+    proxy.forward_to(&system.authorization_server);
     // A first call fetches the resource server's JWKS (a call of its own, with its own id).
     let warm_up = system
+        .http
         .get(format!("{}/epoch_time?user=alice", system.webapp))
-        .await;
+        .header("x-request-id", "warm-up")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(warm_up.status(), 200);
-    settle().await;
+    wait_for_handled(logs, start, &[("webapp", "warm-up")]).await;
 
     // 1. One user call through the webapp, with the caller's request id.
     let request_id = format!("flow-{}", uuid::Uuid::new_v4());
@@ -107,7 +260,16 @@ async fn one_request_id_user_and_client_on_every_line_of_a_flow_and_no_secret_an
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-request-id"], request_id.as_str());
-    settle().await;
+    wait_for_handled(
+        logs,
+        from,
+        &[
+            ("webapp", &request_id),
+            ("authorization-server", &request_id),
+            ("resource-server", &request_id),
+        ],
+    )
+    .await;
 
     let lines = logs.lines_since(from);
     assert!(lines.len() >= 6, "{lines:#?}");
@@ -168,9 +330,42 @@ async fn one_request_id_user_and_client_on_every_line_of_a_flow_and_no_secret_an
         assert!(line["latency_ms"].as_f64().is_some(), "{line}");
     }
 
-    // 2. The same flow by hand, so that the test holds the secrets it then looks for.
-    let secrets = flow_by_hand(&system).await;
-    settle().await;
+    // 2. The same flow by hand, so that the test holds the secrets it then looks for, beside
+    // those the webapp handled in its own flows (seen by the proxy).
+    let from = logs.len();
+    let mut secrets = flow_by_hand(&system).await;
+    wait_for_handled(
+        logs,
+        from,
+        &[
+            ("authorization-server", "by-hand-authorize"),
+            ("authorization-server", "by-hand-token"),
+            ("resource-server", "by-hand-resource"),
+            ("authorization-server", "by-hand-replay"),
+        ],
+    )
+    .await;
+    let webapp_secrets = webapp_secrets(&proxy);
+    // two flows of the webapp: state, challenge, code (twice: redirect and redemption), verifier,
+    // token, each
+    assert_eq!(webapp_secrets.len(), 2 * 6, "{webapp_secrets:?}");
+    let webapp_lines: String = logs
+        .lines_since(start)
+        .iter()
+        .filter(|line| str_field(line, "service") == Some("webapp"))
+        .map(Value::to_string)
+        .collect();
+    assert!(
+        webapp_lines.contains("warm-up"),
+        "the webapp's lines were captured"
+    );
+    for secret in &webapp_secrets {
+        assert!(
+            !webapp_lines.contains(secret.as_str()),
+            "the webapp logged its own {secret}"
+        );
+    }
+    secrets.extend(webapp_secrets);
 
     let everything = logs.text_since(start);
     for secret in &secrets {
@@ -249,6 +444,7 @@ async fn flow_by_hand(system: &System) -> Vec<String> {
     let replay = system
         .http
         .post(format!("{}/token", system.authorization_server))
+        .header("x-request-id", "by-hand-replay")
         .basic_auth("1234", Some("qwerty"))
         .form(&[
             ("grant_type", "authorization_code"),

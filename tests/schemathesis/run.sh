@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # API fuzzing: Schemathesis (pinned, from PyPI, in target/schemathesis-venv) reads each service's
-# /openapi.json from the embedded default (target/release/oauth-time on 127.0.0.1:8080-8082) and
+# /openapi.json from the embedded default (the static oauth-time of scripts/build-static.sh on 127.0.0.1:8080-8082) and
 # sends a bounded number of generated requests per operation, checking every answer against the
 # document: no 5xx, and status, content type, headers and body as documented.
 #

@@ -233,7 +233,17 @@ async fn a_panic_becomes_a_500_answer_and_a_tagged_sentry_event() {
     assert!(!event.to_string().contains("not-for-sentry"), "{event}");
     assert_no_secrets(&event);
     // The panic is reported once: not again as a 5xx, nor for the log line written about it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Events leave in order through one queue, so once a later request's event has arrived, any
+    // second event of this request would have arrived before it.
+    let marker = format!("panic-marker-{}", uuid::Uuid::new_v4());
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/panic"))
+        .header("x-request-id", &marker)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    envelopes.event_for(&marker).await;
     assert_eq!(
         envelopes
             .events()

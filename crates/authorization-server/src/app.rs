@@ -3,7 +3,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use common::request_id::{record_client, record_user};
 use common::{AccessTokenClaims, Clock};
@@ -130,7 +129,7 @@ impl App {
         let credentials =
             token::presented_credentials(authorization, params).map_err(Error::Token)?;
         let claimed_id = credentials.client_id.as_deref().unwrap_or_default();
-        let now = Instant::now();
+        let now = self.clock.now();
         self.throttle
             .check(claimed_id, peer, now)
             .map_err(|retry_after| Error::SlowDown { retry_after })?;

@@ -10,19 +10,33 @@ use jsonwebtoken::Algorithm;
 use tracing::Instrument;
 
 use crate::keys::{KeyRing, KeySet};
+use crate::metrics::Metrics;
 
 /// Spawns the reloader; it stops once `ring` is dropped. Its log lines keep the fields of the
-/// span it was spawned in (the service's).
-pub fn spawn(ring: &Arc<KeyRing>, dir: PathBuf, algorithm: Algorithm, every: Duration) {
+/// span it was spawned in (the service's). SIGHUP is handled from the moment this returns.
+pub fn spawn(
+    ring: &Arc<KeyRing>,
+    dir: PathBuf,
+    algorithm: Algorithm,
+    every: Duration,
+    metrics: Metrics,
+) {
     let ring = Arc::downgrade(ring);
+    let hangups = hangup_signals();
     tokio::spawn(
-        async move { reload_loop(ring, dir, algorithm, every).await }
+        async move { reload_loop(ring, dir, algorithm, every, hangups, metrics).await }
             .instrument(tracing::Span::current()),
     );
 }
 
-async fn reload_loop(ring: Weak<KeyRing>, dir: PathBuf, algorithm: Algorithm, every: Duration) {
-    let mut hangups = hangup_signals();
+async fn reload_loop(
+    ring: Weak<KeyRing>,
+    dir: PathBuf,
+    algorithm: Algorithm,
+    every: Duration,
+    mut hangups: Hangups,
+    metrics: Metrics,
+) {
     let mut seen = fingerprint(&dir);
     let mut tick = tokio::time::interval(every);
     loop {
@@ -45,12 +59,16 @@ async fn reload_loop(ring: Weak<KeyRing>, dir: PathBuf, algorithm: Algorithm, ev
                     "signing keys reloaded"
                 );
                 ring.replace(set);
+                metrics.key_reload(true);
             }
-            Err(err) => tracing::error!(
-                service = crate::SERVICE_NAME,
-                error = %err,
-                "signing keys not reloaded; keeping the current set"
-            ),
+            Err(err) => {
+                tracing::error!(
+                    service = crate::SERVICE_NAME,
+                    error = %err,
+                    "signing keys not reloaded; keeping the current set"
+                );
+                metrics.key_reload(false);
+            }
         }
     }
 }

@@ -53,6 +53,8 @@ pub const SERVICE_NAME: &str = "authorization-server";
 /// Builds the application: loads or generates the signing keys (and starts watching a key
 /// directory), sets up the code store. Call within a Tokio runtime.
 pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
+    let observability = Observability::new(SERVICE_NAME)?;
+    let metrics = metrics::Metrics::register(observability.registry())?;
     let keys = Arc::new(KeyRing::new(key_set(&config)?));
     if let Some(dir) = &config.signing_keys_dir {
         key_reload::spawn(
@@ -60,6 +62,7 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
             dir.clone(),
             config.signing_algorithm,
             config.signing_keys_reload_interval,
+            metrics.clone(),
         );
     }
     let store: Arc<dyn CodeStore> = match &config.redis_url {
@@ -78,8 +81,6 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
         }
         None => Arc::new(MemoryCodeStore::new()),
     };
-    let observability = Observability::new(SERVICE_NAME)?;
-    let metrics = metrics::Metrics::register(observability.registry())?;
     Ok(App {
         config,
         keys,

@@ -297,16 +297,23 @@ mod tests {
         assert_eq!(store.len(), 1);
     }
 
-    #[tokio::test]
+    /// Real parallelism: worker threads released together by a barrier, so that a `take` that
+    /// was not one atomic step would let two of them redeem.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_redemptions_of_one_code_yield_one_success() {
+        const RACERS: usize = 64;
         let store = Arc::new(MemoryCodeStore::new());
         let now = SystemTime::now();
         let code = CodeHash::of("raced");
         store.put(&code, grant(), now, TTL).await.unwrap();
-        let tasks: Vec<_> = (0..64)
+        let start = Arc::new(tokio::sync::Barrier::new(RACERS));
+        let tasks: Vec<_> = (0..RACERS)
             .map(|_| {
-                let (store, code) = (store.clone(), code);
-                tokio::spawn(async move { store.take(&code, now).await.unwrap() })
+                let (store, code, start) = (store.clone(), code, start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    store.take(&code, now).await.unwrap()
+                })
             })
             .collect();
         let mut redeemed = 0;

@@ -9,9 +9,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
-/// Failures allowed before any wait.
+/// Failures after which the address must wait before its next attempt.
 pub const FREE_FAILURES: u32 = 5;
 /// The longest wait between two attempts.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -26,8 +26,8 @@ pub struct ClientAuthThrottle {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
-    last_failure: Instant,
-    blocked_until: Instant,
+    last_failure: SystemTime,
+    blocked_until: SystemTime,
 }
 
 impl ClientAuthThrottle {
@@ -42,22 +42,24 @@ impl ClientAuthThrottle {
     }
 
     /// `Err(wait)` when this address must wait before trying this client's secret again.
-    pub fn check(&self, client_id: &str, peer: IpAddr, now: Instant) -> Result<(), Duration> {
+    pub fn check(&self, client_id: &str, peer: IpAddr, now: SystemTime) -> Result<(), Duration> {
         let entries = self.lock();
         // The usual case, every token request: nothing has failed. Skip building the owned key.
         if entries.is_empty() {
             return Ok(());
         }
         match entries.get(&(client_id.to_owned(), peer)) {
-            Some(entry) if now < entry.blocked_until => Err(entry.blocked_until - now),
+            Some(entry) if now < entry.blocked_until => {
+                Err(entry.blocked_until.duration_since(now).unwrap_or_default())
+            }
             _ => Ok(()),
         }
     }
 
-    pub fn record_failure(&self, client_id: &str, peer: IpAddr, now: Instant) {
+    pub fn record_failure(&self, client_id: &str, peer: IpAddr, now: SystemTime) {
         let mut entries = self.lock();
         if entries.len() >= MAX_TRACKED {
-            entries.retain(|_, entry| now.duration_since(entry.last_failure) < FORGET_AFTER);
+            entries.retain(|_, entry| since(entry.last_failure, now) < FORGET_AFTER);
             if entries.len() >= MAX_TRACKED {
                 // Still full: forget the oldest, rather than grow without bound.
                 if let Some(oldest) = entries
@@ -76,7 +78,7 @@ impl ClientAuthThrottle {
                 last_failure: now,
                 blocked_until: now,
             });
-        if now.duration_since(entry.last_failure) >= FORGET_AFTER {
+        if since(entry.last_failure, now) >= FORGET_AFTER {
             entry.failures = 0;
         }
         entry.failures += 1;
@@ -92,11 +94,17 @@ impl ClientAuthThrottle {
     }
 }
 
-/// No wait for the first [`FREE_FAILURES`], then 1 s, 2 s, 4 s, … up to [`MAX_WAIT`].
+/// Time from `earlier` to `now`; zero if the clock went backwards.
+fn since(earlier: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(earlier).unwrap_or_default()
+}
+
+/// The wait after the `failures`-th failure: none before the [`FREE_FAILURES`]-th, then 1 s,
+/// 2 s, 4 s, … up to [`MAX_WAIT`].
 fn wait_after(failures: u32) -> Duration {
     match failures.checked_sub(FREE_FAILURES) {
-        None | Some(0) => Duration::ZERO,
-        Some(excess) => Duration::from_secs(1u64 << (excess - 1).min(6)).min(MAX_WAIT),
+        None => Duration::ZERO,
+        Some(excess) => Duration::from_secs(1u64 << excess.min(6)).min(MAX_WAIT),
     }
 }
 
@@ -110,19 +118,18 @@ mod tests {
     #[test]
     fn the_wait_grows_then_caps() {
         let waits: Vec<u64> = (1..=14).map(|n| wait_after(n).as_secs()).collect();
-        assert_eq!(waits, [0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(waits, [0, 0, 0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
     }
 
     #[test]
     fn an_address_that_keeps_failing_must_wait() {
         let throttle = ClientAuthThrottle::new();
-        let now = Instant::now();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for _ in 0..FREE_FAILURES {
             assert_eq!(throttle.check("1234", ATTACKER, now), Ok(()));
             throttle.record_failure("1234", ATTACKER, now);
         }
-        assert_eq!(throttle.check("1234", ATTACKER, now), Ok(()));
-        throttle.record_failure("1234", ATTACKER, now);
+        // five failures, then a wait before the next attempt
         assert_eq!(
             throttle.check("1234", ATTACKER, now),
             Err(Duration::from_secs(1))
@@ -134,7 +141,7 @@ mod tests {
     #[test]
     fn the_real_client_elsewhere_is_not_locked_out() {
         let throttle = ClientAuthThrottle::new();
-        let now = Instant::now();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for _ in 0..50 {
             throttle.record_failure("1234", ATTACKER, now);
         }
@@ -145,7 +152,7 @@ mod tests {
     #[test]
     fn a_success_clears_the_count_and_time_forgets_it() {
         let throttle = ClientAuthThrottle::new();
-        let now = Instant::now();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for _ in 0..FREE_FAILURES + 1 {
             throttle.record_failure("1234", WEBAPP, now);
         }
@@ -162,7 +169,7 @@ mod tests {
     #[test]
     fn memory_stays_bounded() {
         let throttle = ClientAuthThrottle::new();
-        let now = Instant::now();
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for i in 0..(MAX_TRACKED as u32 + 100) {
             let peer = IpAddr::V4(std::net::Ipv4Addr::from(i));
             throttle.record_failure("1234", peer, now);

@@ -214,6 +214,9 @@ struct Point {
     /// CPU time (user + system) per successful operation, in microseconds, of each service process
     /// and of the load generator (`bench`), over the measured window.
     cpu_us_per_op: BTreeMap<&'static str, f64>,
+    /// Operations that failed during the warm-up: not measured, but a failure all the same.
+    warmup_errors: u64,
+    warmup_error_samples: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -334,19 +337,10 @@ fn default_bin_dir() -> Result<PathBuf, String> {
 
 fn build_services() -> Result<(), String> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    eprintln!("bench: building the service binaries (cargo build --release)…");
+    // `--workspace`: the feature set of every other build of the workspace, so nothing rebuilds.
+    eprintln!("bench: building the service binaries (cargo build --release --workspace --bins)…");
     let status = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "authorization-server",
-            "-p",
-            "resource-server",
-            "-p",
-            "webapp",
-            "--bins",
-        ])
+        .args(["build", "--release", "--workspace", "--bins"])
         .status()
         .map_err(|err| format!("cannot run cargo: {err}"))?;
     if status.success() {
@@ -371,9 +365,11 @@ async fn measure(
         duration: args.warmup,
         max_ops: args.max_ops,
     };
-    if !args.warmup.is_zero() {
-        load::run(load, op.clone()).await;
-    }
+    let warmup = if args.warmup.is_zero() {
+        None
+    } else {
+        Some(load::run(load, op.clone()).await)
+    };
     let cpu_before = cpu_snapshot(stack);
     let stats = load::run(
         Load {
@@ -398,6 +394,8 @@ async fn measure(
         algorithm: algorithm.to_owned(),
         stats,
         cpu_us_per_op,
+        warmup_errors: warmup.as_ref().map_or(0, |w| w.errors),
+        warmup_error_samples: warmup.map(|w| w.error_samples).unwrap_or_default(),
     };
     eprintln!("  {}", row(&point));
     point
@@ -642,7 +640,10 @@ fn summarize(
         ratio_target_met: ratio.map(|r| r >= TARGET_RATIO),
         p50_target_met: p50.map(|p| p < TARGET_P50_MS),
         rss_target_met: rss_met,
-        errors: points.iter().map(|p| p.stats.errors).sum(),
+        errors: points
+            .iter()
+            .map(|p| p.stats.errors + p.warmup_errors)
+            .sum(),
     }
 }
 
@@ -748,6 +749,16 @@ fn print_table(report: &Report) {
             point.algorithm,
             point.stats.concurrency,
             point.stats.error_samples.join(" | ")
+        );
+    }
+    for point in report.points.iter().filter(|p| p.warmup_errors > 0) {
+        println!(
+            "errors in the warm-up of {} {} c={}: {} ({})",
+            label(point.kind),
+            point.algorithm,
+            point.stats.concurrency,
+            point.warmup_errors,
+            point.warmup_error_samples.join(" | ")
         );
     }
     let s = &report.summary;
@@ -889,6 +900,8 @@ mod tests {
                 max_ms: 1.0,
             },
             cpu_us_per_op: BTreeMap::from([("webapp", cpu_us)]),
+            warmup_errors: 0,
+            warmup_error_samples: Vec::new(),
         }
     }
 
@@ -922,6 +935,15 @@ mod tests {
         // CPU: 400 / 160, 320 / 160, 360 / 160 -> median 2.25
         assert_eq!(summary.cpu_ratio, Some(2.25));
         assert_eq!(summary.ratio_target_met, Some(false));
+    }
+
+    #[test]
+    fn failures_in_the_warm_up_count_as_failures() {
+        let args = parse(&["--concurrency", "64"]).unwrap().unwrap();
+        let mut failed_warm_up = point("full_call", 5_000.0, 360.0);
+        failed_warm_up.warmup_errors = 3;
+        let points = [point("ceiling", 40_000.0, 40.0), failed_warm_up];
+        assert_eq!(summarize(&args, &points, BTreeMap::new()).errors, 3);
     }
 
     #[test]

@@ -16,9 +16,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 use common::request_id::{self, RequestId};
+use common::Clock;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
 use serde::Deserialize;
@@ -38,6 +39,7 @@ pub struct KeyCache {
     client: reqwest::Client,
     algorithm: Algorithm,
     refetch_interval: Duration,
+    clock: Arc<dyn Clock>,
     keys: RwLock<Arc<KeySet>>,
     /// Held while fetching (single flight); remembers the last fetch attempt.
     fetch: tokio::sync::Mutex<Option<LastFetch>>,
@@ -45,7 +47,7 @@ pub struct KeyCache {
 
 #[derive(Debug, Clone, Copy)]
 struct LastFetch {
-    at: Instant,
+    at: SystemTime,
     succeeded: bool,
 }
 
@@ -55,12 +57,14 @@ impl KeyCache {
         client: reqwest::Client,
         algorithm: Algorithm,
         refetch_interval: Duration,
+        clock: Arc<dyn Clock>,
     ) -> Self {
         Self {
             jwks_url,
             client,
             algorithm,
             refetch_interval,
+            clock,
             keys: RwLock::new(Arc::new(KeySet::new())),
             fetch: tokio::sync::Mutex::new(None),
         }
@@ -79,7 +83,8 @@ impl KeyCache {
             return Ok(key);
         }
         if let Some(last) = *last_fetch {
-            if last.at.elapsed() < self.refetch_interval {
+            let elapsed = self.clock.now().duration_since(last.at).unwrap_or_default();
+            if elapsed < self.refetch_interval {
                 return Err(if last.succeeded {
                     unknown_kid()
                 } else {
@@ -89,7 +94,7 @@ impl KeyCache {
         }
         let fetched = self.fetch_key_set(request_id).await;
         *last_fetch = Some(LastFetch {
-            at: Instant::now(),
+            at: self.clock.now(),
             succeeded: fetched.is_ok(),
         });
         match fetched {

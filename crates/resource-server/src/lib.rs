@@ -53,6 +53,7 @@ impl AppState {
                 client,
                 config.algorithm,
                 config.jwks_refetch_interval,
+                clock.clone(),
             )),
             clock,
             observability,

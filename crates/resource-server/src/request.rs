@@ -26,7 +26,8 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Checks, in this order: no token in the query string, exactly one well-formed
-/// `Authorization: Bearer` header (none at all is [`Error::MissingToken`]), exactly one valid `user`.
+/// `Authorization: Bearer` header (none at all, or another scheme such as `Basic`, is
+/// [`Error::MissingToken`]), exactly one valid `user`.
 pub fn credentials(headers: &HeaderMap, query: Option<&str>) -> Result<Credentials, Error> {
     let mut users = Vec::new();
     let mut token_in_query = false;
@@ -69,10 +70,10 @@ fn bearer_token(headers: &HeaderMap) -> Result<&str, Error> {
         .to_str()
         .map_err(|_| Error::InvalidRequest("the Authorization header is malformed"))?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    // RFC 6750 §3.1: credentials of an unsupported scheme are no bearer token at all, answered
+    // like a request without any (401, a bare challenge, no error code).
     if !scheme.eq_ignore_ascii_case("Bearer") {
-        return Err(Error::InvalidRequest(
-            "the Authorization scheme must be Bearer",
-        ));
+        return Err(Error::MissingToken);
     }
     let token = token.trim_start_matches(' ');
     if !is_b64token(token) {
@@ -128,19 +129,27 @@ mod tests {
     }
 
     #[test]
+    fn another_scheme_is_no_token_at_all() {
+        for auth in ["Basic YTpi", "Bearera.b.c", "", "DPoP a.b.c"] {
+            assert_eq!(
+                credentials(&headers(&[auth]), Some("user=alice")).unwrap_err(),
+                Error::MissingToken,
+                "{auth:?}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_credentials_are_invalid_requests() {
         let cases: &[(&[&'static str], &str)] = &[
             (&["Bearer a.b.c"], "access_token=a.b.c&user=alice"),
             (&[], "access_token=&user=alice"),
             (&["Bearer a.b.c", "Bearer a.b.c"], "user=alice"),
-            (&["Basic YTpi"], "user=alice"),
             (&["Bearer"], "user=alice"),
             (&["Bearer "], "user=alice"),
             (&["Bearer a b"], "user=alice"),
             (&["Bearer a\"b"], "user=alice"),
             (&["Bearer =="], "user=alice"),
-            (&["Bearera.b.c"], "user=alice"),
-            (&[""], "user=alice"),
         ];
         for (auth, query) in cases {
             let err = credentials(&headers(auth), Some(query)).unwrap_err();

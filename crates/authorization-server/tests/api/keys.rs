@@ -137,24 +137,53 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
     assert_eq!(signing_kid(&server).await, next);
 }
 
+/// `oauth_signing_key_reloads_total{result}` from the server's `/metrics`.
+async fn key_reloads(server: &TestServer, result: &str) -> u64 {
+    let text = server
+        .http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("oauth_signing_key_reloads_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&series))
+        .unwrap_or_else(|| panic!("no {series} in /metrics"))
+        .parse()
+        .unwrap()
+}
+
+/// Waits until the server has tried to reload `count` times without success.
+async fn wait_for_failed_reloads(server: &TestServer, count: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while key_reloads(server, "failed").await < count {
+        assert!(Instant::now() < deadline, "no failed reload seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_broken_directory_keeps_the_current_keys() {
     let dir = KeyDir::new();
     dir.add_key("one.pem");
+    dir.activate("one.pem");
     let path = dir.path();
     let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
     let before = published(&server).await;
 
+    // Each step is one change of the directory, so each is exactly one failed reload.
     write_atomically(&dir.0, "broken.pem", b"not a key");
-    dir.activate("one.pem");
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    wait_for_failed_reloads(&server, 1).await;
     assert_eq!(published(&server).await, before);
     assert_eq!(signing_kid(&server).await, before[0]);
 
     dir.activate("missing.pem");
-    std::fs::remove_file(dir.0.join("broken.pem")).unwrap();
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    wait_for_failed_reloads(&server, 2).await;
     assert_eq!(signing_kid(&server).await, before[0]);
+    assert_eq!(key_reloads(&server, "reloaded").await, 0);
 }
 
 #[cfg(unix)]
@@ -169,8 +198,7 @@ async fn sighup_reloads_at_once() {
         ("SIGNING_KEYS_RELOAD_SECONDS", "3600"),
     ])
     .await;
-    // let the reloader install its SIGHUP handler before the signal is sent
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // the handler is installed when the server is built: no wait needed before the signal
     dir.add_key("two.pem");
     dir.activate("one.pem");
     let status = std::process::Command::new("kill")

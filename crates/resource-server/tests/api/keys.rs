@@ -1,5 +1,6 @@
 //! The JWKS cache: fetched when first needed, refetched (rate-limited, single-flight) on an
-//! unknown `kid`, replaced on refetch, 503 when it cannot be fetched.
+//! unknown `kid`, replaced on refetch, 503 when it cannot be fetched. The refetch interval runs
+//! on the injected clock: the tests move it instead of sleeping.
 
 use std::time::Duration;
 
@@ -8,7 +9,8 @@ use common::Scope;
 
 use crate::helpers::*;
 
-const SHORT: Duration = Duration::from_millis(300);
+/// The refetch interval of the tests that need one; the manual clock is moved past it.
+const SHORT: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 async fn keys_are_fetched_when_first_needed_then_cached() {
@@ -50,10 +52,10 @@ async fn concurrent_unknown_kids_cause_one_fetch_per_interval() {
     );
     assert_eq!(app.jwks.fetches(), 1);
 
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    app.clock.advance(SHORT);
     app.jwks.delay(Duration::from_millis(200));
     let stranger = TestKey::generate("unknown-kid");
-    let token = stranger.token(Scope::EpochTime, "alice", START);
+    let token = stranger.token(Scope::EpochTime, "alice", app.now_secs());
     let requests: Vec<_> = (0..64)
         .map(|_| {
             let request = app
@@ -73,6 +75,7 @@ async fn concurrent_unknown_kids_cause_one_fetch_per_interval() {
     );
 
     // within the interval: no further fetch
+    app.clock.advance(SHORT - Duration::from_millis(1));
     let response = app.get("/epoch_time?user=alice", Some(&token)).await;
     assert_refused(response, 401, "invalid_token").await;
     assert_eq!(app.jwks.fetches(), 2);
@@ -89,13 +92,14 @@ async fn a_rotated_key_is_picked_up_and_the_old_one_dropped() {
 
     let next = TestKey::generate("key-2");
     app.jwks.serve_keys(vec![next.jwk()]);
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    app.clock.advance(SHORT);
     let token = next.token(Scope::EpochTime, "alice", app.now_secs());
     let response = app.get("/epoch_time?user=alice", Some(&token)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.jwks.fetches(), 2);
 
-    // the refetched set replaced the old one: key-1 is no longer trusted
+    // the refetched set replaced the old one: key-1 is no longer trusted, even for a fresh token
+    let old = app.token(Scope::EpochTime, "alice");
     let response = app.get("/epoch_time?user=alice", Some(&old)).await;
     assert_refused(response, 401, "invalid_token").await;
 }
@@ -133,7 +137,16 @@ async fn a_broken_jwks_is_503_until_it_recovers() {
     assert_eq!(app.jwks.fetches(), 1);
 
     app.jwks.answer_with(StatusCode::OK);
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    app.clock.advance(SHORT - Duration::from_millis(1));
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_refused(response, 503, "temporarily_unavailable").await;
+    assert_eq!(
+        app.jwks.fetches(),
+        1,
+        "a millisecond before the interval ends"
+    );
+    app.clock.advance(Duration::from_millis(1));
+    let token = app.token(Scope::EpochTime, "alice");
     let response = app.get("/epoch_time?user=alice", Some(&token)).await;
     assert_eq!(response.status(), 200);
     assert_eq!(app.jwks.fetches(), 2);
@@ -150,7 +163,8 @@ async fn cached_keys_keep_working_while_the_jwks_is_down() {
         200
     );
     app.jwks.answer_with(StatusCode::BAD_GATEWAY);
-    tokio::time::sleep(SHORT + Duration::from_millis(100)).await;
+    app.clock.advance(SHORT);
+    let token = app.token(Scope::EpochTime, "alice");
     assert_eq!(
         app.get("/epoch_time?user=alice", Some(&token))
             .await

@@ -19,6 +19,28 @@ async fn no_authorization_header_gets_a_bare_challenge() {
     assert_eq!(app.jwks.fetches(), 0);
 }
 
+/// RFC 6750 §3.1: "attempted using an unsupported authentication method" is answered like no
+/// credentials at all: no error code.
+#[tokio::test]
+async fn another_authentication_scheme_gets_a_bare_challenge() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(format!("{}/epoch_time?user=alice", app.base))
+        .basic_auth("1234", Some("qwerty"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"resource-server\""
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "unauthorized");
+    assert_eq!(app.jwks.fetches(), 0);
+}
+
 #[tokio::test]
 async fn a_token_in_the_query_string_is_refused() {
     let app = TestApp::spawn().await;
@@ -50,7 +72,6 @@ async fn malformed_authorization_headers_are_invalid_requests() {
             .get(&url)
             .header("authorization", format!("Bearer {token}"))
             .header("authorization", format!("Bearer {token}")),
-        app.client.get(&url).basic_auth("1234", Some("qwerty")),
         app.client.get(&url).header("authorization", "Bearer"),
         app.client.get(&url).header("authorization", "Bearer a\"b"),
     ];
