@@ -29,9 +29,11 @@ fail() { echo "compose-scale-e2e: FAILED: $*" >&2; dc logs --no-color --tail 30 
 cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$keys"; }
 trap cleanup EXIT
 
-openssl genpkey -algorithm ed25519 -out "$keys/first.pem"
-# the containers read the keys as uid 65534; rotate-signing-key.sh keeps new keys alike
-chmod -R a+rX "$keys"
+openssl genpkey -algorithm ed25519 -out "$keys/first.pem"   # mode 0600
+# The containers read the keys as uid 65534, and refuse a key others can read: the directory and
+# the keys belong to 65534, private (rotate-signing-key.sh gives new keys the same owner and mode).
+chown -R 65534:65534 "$keys"
+chmod 0400 "$keys/first.pem"
 bash scripts/redis-image.sh "$REDIS_IMAGE" >/dev/null
 [ -x target/x86_64-unknown-linux-gnu/release/webapp ] || bash scripts/build-static.sh
 dc build --quiet
@@ -90,7 +92,7 @@ for i in $(seq 40); do
   status=$(call "user$i"); [ "$status" = 200 ] || fail "call $i: $status"
 done
 served=("$(tokens_issued 0)" "$(tokens_issued 1)")
-echo "tokens issued: replica 0 ${served[0]}, replica 1 ${served[1]} (2 each by hand above)"
+echo "tokens issued: replica 0 ${served[0]}, replica 1 ${served[1]} (one each by hand above)"
 [ $(( served[0] + served[1] - before )) -eq 40 ] || fail "the replicas issued $(( served[0] + served[1] - before )) tokens for 40 calls"
 busiest=${replicas[0]}
 [ "${served[1]}" -le "${served[0]}" ] || busiest=${replicas[1]}

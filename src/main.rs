@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use authorization_server::AuthorizationServer;
 use common::config::{ConfigError, Env};
 use common::service::{bind_and_serve, BoxError, Service};
+use common::tls::ServerTlsConfig;
 use resource_server::ResourceServer;
 use tokio_util::sync::CancellationToken;
 use webapp::Webapp;
@@ -15,6 +16,8 @@ struct Configs {
     authorization_server: <AuthorizationServer as Service>::Config,
     resource_server: <ResourceServer as Service>::Config,
     webapp: <Webapp as Service>::Config,
+    /// One certificate for all three listeners, when set.
+    tls: Option<ServerTlsConfig>,
 }
 
 fn configs(env: &Env) -> Result<Configs, ConfigError> {
@@ -22,6 +25,7 @@ fn configs(env: &Env) -> Result<Configs, ConfigError> {
         authorization_server: AuthorizationServer::config(env)?,
         resource_server: ResourceServer::config(env)?,
         webapp: Webapp::config(env)?,
+        tls: ServerTlsConfig::from_env(env)?,
     })
 }
 
@@ -63,14 +67,14 @@ async fn run_all(configs: Configs) -> Result<(), BoxError> {
     let shutdown = CancellationToken::new();
     let on_signal = shutdown.clone();
     tokio::spawn(async move {
-        common::server::shutdown_signal().await;
+        common::signals::shutdown().await;
         on_signal.cancel();
     });
 
     let (authorization_server, resource_server, webapp) = tokio::join!(
-        run_one::<AuthorizationServer>(configs.authorization_server, &shutdown),
-        run_one::<ResourceServer>(configs.resource_server, &shutdown),
-        run_one::<Webapp>(configs.webapp, &shutdown),
+        run_one::<AuthorizationServer>(configs.authorization_server, &configs.tls, &shutdown),
+        run_one::<ResourceServer>(configs.resource_server, &configs.tls, &shutdown),
+        run_one::<Webapp>(configs.webapp, &configs.tls, &shutdown),
     );
     authorization_server.and(resource_server).and(webapp)
 }
@@ -78,9 +82,10 @@ async fn run_all(configs: Configs) -> Result<(), BoxError> {
 /// Runs one service; when it stops with an error, the others are told to stop as well.
 async fn run_one<S: Service>(
     config: S::Config,
+    tls: &Option<ServerTlsConfig>,
     shutdown: &CancellationToken,
 ) -> Result<(), BoxError> {
-    let result = bind_and_serve::<S>(config, shutdown.clone().cancelled_owned()).await;
+    let result = bind_and_serve::<S>(config, tls.clone(), shutdown.clone().cancelled_owned()).await;
     if let Err(err) = &result {
         tracing::error!(service = S::NAME, error = %err, "service stopped; stopping the others");
         shutdown.cancel();

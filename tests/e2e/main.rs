@@ -8,3 +8,4 @@ mod flow;
 mod metrics;
 mod rotation;
 mod system;
+mod tls;

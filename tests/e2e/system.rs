@@ -4,7 +4,9 @@ use authorization_server::AuthorizationServer;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::config::Env;
+use common::server::Listener;
 use common::service::Service;
+use common::tls::{ServerTlsConfig, TlsAcceptor};
 use resource_server::ResourceServer;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
@@ -35,8 +37,14 @@ async fn listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
+/// Starts `S` on `listener` with `vars`, over HTTPS when they name a certificate.
 fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> CancellationToken {
-    let config = S::config(&Env::from_pairs(vars.iter().cloned())).unwrap();
+    let env = Env::from_pairs(vars.iter().cloned());
+    let config = S::config(&env).unwrap();
+    let tls = ServerTlsConfig::from_env(&env)
+        .unwrap()
+        .map(|tls| TlsAcceptor::load(&tls).unwrap());
+    let listener = Listener { tcp: listener, tls };
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move { S::serve(listener, config, shutdown).await.unwrap() });
@@ -50,10 +58,34 @@ impl System {
 
     /// Starts all three; `extra` settings apply to every service.
     pub async fn start_with(extra: &[(&'static str, &str)]) -> Self {
+        Self::start_scheme("http", extra).await
+    }
+
+    /// Starts all three over HTTPS with `cert_file` and `key_file` (a certificate for
+    /// 127.0.0.1), every service trusting the CA of `ca_file` (`TLS_CA_FILE`), and so does
+    /// [`System::http`].
+    pub async fn start_tls(cert_file: &str, key_file: &str, ca_file: &str) -> Self {
+        let tls = [
+            ("TLS_CERT_FILE", cert_file),
+            ("TLS_KEY_FILE", key_file),
+            ("TLS_CA_FILE", ca_file),
+        ];
+        let mut system = Self::start_scheme("https", &tls).await;
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
+        system.http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(ca)
+            .build()
+            .unwrap();
+        system
+    }
+
+    async fn start_scheme(scheme: &str, extra: &[(&'static str, &str)]) -> Self {
         let (webapp_listener, webapp) = listener().await;
         let (as_listener, authorization_server) = listener().await;
         let (rs_listener, resource_server) = listener().await;
-        let mut system = Self::configure(webapp, authorization_server, resource_server, extra);
+        let mut system =
+            Self::configure(scheme, webapp, authorization_server, resource_server, extra);
         system.stops.push((
             "as",
             start::<AuthorizationServer>(as_listener, &system.vars),
@@ -74,7 +106,8 @@ impl System {
         let (as_listener, authorization_server) = listener().await;
         let (rs_listener, resource_server) = listener().await;
         drop(rs_listener);
-        let mut system = Self::configure(webapp, authorization_server, resource_server, &[]);
+        let mut system =
+            Self::configure("http", webapp, authorization_server, resource_server, &[]);
         system.stops.push((
             "as",
             start::<AuthorizationServer>(as_listener, &system.vars),
@@ -86,13 +119,14 @@ impl System {
     }
 
     fn configure(
+        scheme: &str,
         webapp: SocketAddr,
         authorization_server: SocketAddr,
         resource_server: SocketAddr,
         extra: &[(&'static str, &str)],
     ) -> Self {
-        let as_url = format!("http://{authorization_server}");
-        let rs_url = format!("http://{resource_server}");
+        let as_url = format!("{scheme}://{authorization_server}");
+        let rs_url = format!("{scheme}://{resource_server}");
         let mut vars = vec![
             ("ISSUER", as_url.clone()),
             ("AUTHORIZATION_SERVER_URL", as_url.clone()),
@@ -106,7 +140,7 @@ impl System {
         }
         vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         Self {
-            webapp: format!("http://{webapp}"),
+            webapp: format!("{scheme}://{webapp}"),
             authorization_server: as_url,
             resource_server: rs_url,
             http: reqwest::Client::builder()
@@ -130,7 +164,8 @@ impl System {
         stop.cancel();
         let addr = self
             .authorization_server
-            .trim_start_matches("http://")
+            .split_once("://")
+            .map_or("", |(_, addr)| addr)
             .to_owned();
         // The old server lets go of the port once its connections have closed: within its
         // graceful drain, or this fails.

@@ -1,11 +1,12 @@
 use common::Scope;
+use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
-/// The one pre-registered confidential client.
+/// The one pre-registered confidential client. Its `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct RegisteredClient {
     pub id: String,
-    pub secret: String,
+    pub secret: SecretString,
     /// Compared with `redirect_uri` parameters by exact string match (RFC 9700 §2.1).
     pub redirect_uri: String,
     pub scopes: Vec<Scope>,
@@ -15,7 +16,10 @@ impl RegisteredClient {
     /// True when `id` is this client and `secret` its secret. The secret is compared in constant
     /// time so response timing says nothing about how much of a guess was right.
     pub fn authenticate(&self, id: &str, secret: &str) -> bool {
-        let secret_matches: bool = secret.as_bytes().ct_eq(self.secret.as_bytes()).into();
+        let secret_matches: bool = secret
+            .as_bytes()
+            .ct_eq(self.secret.expose_secret().as_bytes())
+            .into();
         id == self.id && secret_matches
     }
 

@@ -36,12 +36,14 @@ impl Config {
         let redis_url = redis_url(env)?;
         Ok(Self {
             listen_addr: env.socket_addr("AUTHORIZATION_SERVER_LISTEN_ADDR", "127.0.0.1:8081")?,
-            issuer: origin_string(&env.base_url("ISSUER", "http://localhost:8081")?),
+            issuer: origin_string(&env.secure_base_url("ISSUER", "http://localhost:8081")?),
             resource_server_public_url: env
                 .base_url("RESOURCE_SERVER_PUBLIC_URL", "http://localhost:8082")?,
             client: RegisteredClient {
                 id: env.get("CLIENT_ID").unwrap_or_else(|| "1234".into()),
-                secret: env.get("CLIENT_SECRET").unwrap_or_else(|| "qwerty".into()),
+                secret: env
+                    .secret("CLIENT_SECRET", "CLIENT_SECRET_FILE", "qwerty")?
+                    .into(),
                 redirect_uri: redirect_uri(env)?,
                 scopes: client_scopes(env)?,
             },
@@ -127,6 +129,7 @@ fn redirect_uri(env: &Env) -> Result<String, ConfigError> {
             "an absolute http(s) URL without fragment",
         ));
     }
+    env.check_transport(VAR, &url)?;
     Ok(raw)
 }
 
@@ -187,6 +190,32 @@ mod tests {
             let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);
         }
+    }
+
+    #[test]
+    fn clear_text_off_loopback_stops_start_up_unless_allowed() {
+        for (var, value) in [
+            ("ISSUER", "http://as.example"),
+            ("REDIRECT_URI", "http://app.example/callback"),
+        ] {
+            let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.reason.contains("ALLOW_INSECURE_HTTP"), "{err}");
+            let allowed = env(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
+            assert!(Config::from_env(&allowed).is_ok(), "{var}");
+        }
+        let https = env(&[
+            ("ISSUER", "https://as.example"),
+            ("REDIRECT_URI", "https://app.example/callback"),
+        ]);
+        assert!(Config::from_env(&https).is_ok());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let config = Config::from_env(&env(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
+        assert!(!format!("{config:?}").contains("s3cr3t-value"));
+        assert!(config.client.authenticate("1234", "s3cr3t-value"));
     }
 
     #[test]

@@ -22,9 +22,12 @@ pub fn spawn(
     metrics: Metrics,
 ) {
     let ring = Arc::downgrade(ring);
-    let hangups = hangup_signals();
+    let hangups = common::signals::hangups();
+    // Taken now, right after the keys were loaded, not when the task first runs: a change made
+    // in between is seen as one.
+    let seen = fingerprint(&dir);
     tokio::spawn(
-        async move { reload_loop(ring, dir, algorithm, every, hangups, metrics).await }
+        async move { reload_loop(ring, dir, algorithm, every, seen, hangups, metrics).await }
             .instrument(tracing::Span::current()),
     );
 }
@@ -34,15 +37,15 @@ async fn reload_loop(
     dir: PathBuf,
     algorithm: Algorithm,
     every: Duration,
-    mut hangups: Hangups,
+    mut seen: Fingerprint,
+    mut hangups: common::signals::Hangups,
     metrics: Metrics,
 ) {
-    let mut seen = fingerprint(&dir);
     let mut tick = tokio::time::interval(every);
     loop {
         let forced = tokio::select! {
             _ = tick.tick() => false,
-            () = next_hangup(&mut hangups) => true,
+            () = common::signals::next_hangup(&mut hangups) => true,
         };
         let Some(ring) = ring.upgrade() else { return };
         let now = fingerprint(&dir);
@@ -75,7 +78,9 @@ async fn reload_loop(
 
 /// Names, sizes and modification times of the directory's files: changes when a key is added,
 /// removed or rewritten, or `ACTIVE` is.
-fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -89,33 +94,4 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
         .collect();
     files.sort();
     files
-}
-
-#[cfg(unix)]
-type Hangups = Option<tokio::signal::unix::Signal>;
-#[cfg(not(unix))]
-type Hangups = Option<()>;
-
-#[cfg(unix)]
-fn hangup_signals() -> Hangups {
-    use tokio::signal::unix::{signal, SignalKind};
-    signal(SignalKind::hangup())
-        .inspect_err(|err| tracing::warn!(error = %err, "cannot listen for SIGHUP; polling only"))
-        .ok()
-}
-
-#[cfg(not(unix))]
-fn hangup_signals() -> Hangups {
-    None
-}
-
-async fn next_hangup(hangups: &mut Hangups) {
-    #[cfg(unix)]
-    if let Some(signal) = hangups {
-        if signal.recv().await.is_some() {
-            return;
-        }
-    }
-    let _ = hangups;
-    std::future::pending::<()>().await;
 }

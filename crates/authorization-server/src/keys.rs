@@ -292,6 +292,8 @@ impl KeySet {
         let mut active = None;
         let mut others = Vec::new();
         for name in names {
+            common::secret_file::check_private(&dir.join(&name))
+                .map_err(|err| KeyError::Dir(format!("{name}: {err}")))?;
             let pem = std::fs::read_to_string(dir.join(&name)).map_err(|err| io(&name, err))?;
             let key = SigningKey::from_pem(algorithm, &pem)
                 .map_err(|err| KeyError::Dir(format!("{name}: {err}")))?;

@@ -36,9 +36,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
+use common::server::Listener;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
-use tokio::net::TcpListener;
 
 pub use crate::app::App;
 pub use crate::client::RegisteredClient;
@@ -107,6 +107,8 @@ fn key_set(config: &Config) -> Result<KeySet, BoxError> {
     }
     let key = match &config.signing_key_file {
         Some(path) => {
+            common::secret_file::check_private(path)
+                .map_err(|err| format!("SIGNING_KEY_FILE {}: {err}", path.display()))?;
             let pem = std::fs::read_to_string(path)
                 .map_err(|err| format!("SIGNING_KEY_FILE {}: {err}", path.display()))?;
             let key = SigningKey::from_pem(algorithm, &pem)
@@ -163,7 +165,7 @@ impl Service for AuthorizationServer {
     }
 
     async fn serve(
-        listener: TcpListener,
+        listener: Listener,
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BoxError> {

@@ -85,6 +85,58 @@ impl Env {
         parse_base_url(&raw).map_err(|reason| ConfigError::new(var, raw.clone(), reason))
     }
 
+    /// A secret from `var`, or from the file `file_var` names (a docker secret), never both;
+    /// `default` when neither is set. An error never shows the secret.
+    pub fn secret(
+        &self,
+        var: &'static str,
+        file_var: &'static str,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        match (self.get(var), self.get(file_var)) {
+            (Some(_), Some(path)) => Err(ConfigError::new(
+                file_var,
+                path,
+                format!("set {var} or {file_var}, not both"),
+            )),
+            (Some(secret), None) => Ok(secret),
+            (None, Some(path)) => crate::secret_file::read_secret(std::path::Path::new(&path))
+                .map_err(|reason| ConfigError::new(file_var, path, reason)),
+            (None, None) => Ok(default.to_owned()),
+        }
+    }
+
+    /// `ALLOW_INSECURE_HTTP`: `true` lets an `http` URL name a host other than loopback (default
+    /// `false`: anything that leaves the machine must be `https`).
+    pub fn allow_insecure_http(&self) -> Result<bool, ConfigError> {
+        self.parse_or(ALLOW_INSECURE_HTTP, false)
+    }
+
+    /// A [`Env::base_url`] that protects what crosses it: `https`, or `http` to a loopback host
+    /// only (RFC 8252 §7.3), unless `ALLOW_INSECURE_HTTP=true`.
+    pub fn secure_base_url(&self, var: &'static str, default: &str) -> Result<Url, ConfigError> {
+        let url = self.base_url(var, default)?;
+        self.check_transport(var, &url)?;
+        Ok(url)
+    }
+
+    /// Refuses an `http` URL off loopback unless `ALLOW_INSECURE_HTTP=true`; the message names
+    /// `var` and both ways out.
+    pub fn check_transport(&self, var: &'static str, url: &Url) -> Result<(), ConfigError> {
+        if url.scheme() == "https" || is_loopback(url) || self.allow_insecure_http()? {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            var,
+            url.as_str(),
+            format!(
+                "clear-text http to a host other than loopback: use https, or set \
+                 {ALLOW_INSECURE_HTTP}=true to accept that codes, tokens and secrets cross the \
+                 network unprotected"
+            ),
+        ))
+    }
+
     /// A positive number of milliseconds.
     pub fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
         let value: u64 = self.parse_or(var, default)?;
@@ -118,6 +170,19 @@ impl Env {
             return Err(ConfigError::new(var, "0", "must be at least 1"));
         }
         Ok(value)
+    }
+}
+
+/// See [`Env::allow_insecure_http`].
+pub const ALLOW_INSECURE_HTTP: &str = "ALLOW_INSECURE_HTTP";
+
+/// `localhost`, 127.0.0.0/8 or `[::1]`: traffic that never leaves the machine.
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -206,6 +271,71 @@ mod tests {
                 .unwrap_err();
             assert_eq!(err.var, "SIGNING_ALGORITHM");
         }
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_its_file() {
+        assert_eq!(env(&[]).secret("S", "S_FILE", "d").unwrap(), "d");
+        assert_eq!(env(&[("S", "v")]).secret("S", "S_FILE", "d").unwrap(), "v");
+        let path = std::env::temp_dir().join(format!("s-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "from-file\n").unwrap();
+        let file = path.display().to_string();
+        assert_eq!(
+            env(&[("S_FILE", &file)])
+                .secret("S", "S_FILE", "d")
+                .unwrap(),
+            "from-file"
+        );
+        let both = env(&[("S", "v"), ("S_FILE", &file)])
+            .secret("S", "S_FILE", "d")
+            .unwrap_err();
+        assert_eq!(both.var, "S_FILE");
+        std::fs::remove_file(&path).unwrap();
+        let missing = env(&[("S_FILE", &file)])
+            .secret("S", "S_FILE", "d")
+            .unwrap_err();
+        assert_eq!(missing.var, "S_FILE");
+        assert!(!missing.to_string().contains("from-file"));
+    }
+
+    #[test]
+    fn clear_text_http_is_for_loopback_only() {
+        for fine in [
+            "https://as.example",
+            "http://localhost:8081",
+            "http://LOCALHOST:8081",
+            "http://127.0.0.1:8081",
+            "http://127.9.8.7",
+            "http://[::1]:8081",
+        ] {
+            assert!(
+                env(&[("U", fine)]).secure_base_url("U", "http://x").is_ok(),
+                "{fine}"
+            );
+        }
+        for refused in [
+            "http://as.example",
+            "http://authorization-server:8081",
+            "http://10.0.0.1",
+            "http://localhost.example.com",
+            "http://128.0.0.1",
+            "http://[::2]",
+        ] {
+            let err = env(&[("U", refused)])
+                .secure_base_url("U", "http://x")
+                .unwrap_err();
+            assert_eq!(err.var, "U", "{refused}");
+            assert!(err.reason.contains("ALLOW_INSECURE_HTTP=true"), "{err}");
+            let allowed = env(&[("U", refused), ("ALLOW_INSECURE_HTTP", "true")]);
+            assert!(
+                allowed.secure_base_url("U", "http://x").is_ok(),
+                "{refused}"
+            );
+        }
+        let err = env(&[("ALLOW_INSECURE_HTTP", "yes")])
+            .secure_base_url("U", "http://as.example")
+            .unwrap_err();
+        assert_eq!(err.var, "ALLOW_INSECURE_HTTP");
     }
 
     #[test]

@@ -1,35 +1,58 @@
 //! The `healthcheck` subcommand every binary has: a container image built `FROM scratch` has no curl,
-//! so the binary probes its own `/healthz`.
+//! so the binary probes its own `/healthz`, over HTTPS when its listener speaks it, verifying the
+//! certificate like every other outbound call (compiled-in roots plus `TLS_CA_FILE`).
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::config::Env;
+
 const TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The name the certificate must carry for the probe: it connects to 127.0.0.1 but verifies
+/// `localhost`, which a certificate for loopback use names.
+const SERVER_NAME: &str = "localhost";
+
 /// Asks `GET /healthz` on the service's own port over loopback; success only on a 200 answer.
-pub fn probe(listen_addr: SocketAddr) -> ExitCode {
+pub fn probe(env: &Env, listen_addr: SocketAddr, tls: bool) -> ExitCode {
     let target = SocketAddr::from(([127, 0, 0, 1], listen_addr.port()));
-    match get_healthz(target) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("healthcheck: {target} answered /healthz with a non-200 status");
+    let scheme = if tls { "https" } else { "http" };
+    let url = format!("{scheme}://{SERVER_NAME}:{}/healthz", target.port());
+    match get_status(env, &url, target) {
+        Ok(200) => ExitCode::SUCCESS,
+        Ok(status) => {
+            eprintln!("healthcheck: {url} ({target}) answered {status}");
             ExitCode::FAILURE
         }
         Err(err) => {
-            eprintln!("healthcheck: {target}: {err}");
+            eprintln!("healthcheck: {url} ({target}): {err}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn get_healthz(target: SocketAddr) -> std::io::Result<bool> {
-    let mut stream = TcpStream::connect_timeout(&target, TIMEOUT)?;
-    stream.set_read_timeout(Some(TIMEOUT))?;
-    stream.set_write_timeout(Some(TIMEOUT))?;
-    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
-    let mut status_line = [0u8; 12];
-    stream.read_exact(&mut status_line)?;
-    Ok(status_line.starts_with(b"HTTP/1.") && &status_line[8..12] == b" 200")
+fn get_status(env: &Env, url: &str, target: SocketAddr) -> Result<u16, String> {
+    let roots = crate::tls::client_ca_certificates(env).map_err(|err| err.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| err.to_string())?;
+    runtime.block_on(async {
+        let client = crate::http_client::builder(TIMEOUT, &roots)
+            .resolve(SERVER_NAME, target)
+            .build()
+            .map_err(|err| err.to_string())?;
+        let response = client.get(url).send().await.map_err(|err| {
+            // the source chain says why a handshake failed (an unknown issuer, a wrong name)
+            let mut message = err.to_string();
+            let mut source = std::error::Error::source(&err);
+            while let Some(cause) = source {
+                message.push_str(&format!(": {cause}"));
+                source = cause.source();
+            }
+            message
+        })?;
+        Ok(response.status().as_u16())
+    })
 }

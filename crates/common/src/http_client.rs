@@ -2,12 +2,26 @@ use std::time::Duration;
 
 /// The one outbound HTTP client of a service: keep-alive pooled connections, a timeout on every
 /// call, redirects never followed (a redirect from the authorization server is data, not a hop).
-pub fn build(timeout: Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// `https` peers are verified against the compiled-in roots plus `extra_roots` (`TLS_CA_FILE`,
+/// [`crate::tls::client_ca_certificates`]), TLS 1.2 at least; there is no way to skip that.
+pub fn build(
+    timeout: Duration,
+    extra_roots: &[reqwest::Certificate],
+) -> reqwest::Result<reqwest::Client> {
+    builder(timeout, extra_roots).build()
+}
+
+/// [`build`] before its last step, for a caller that adds to it (the healthcheck pins an address).
+pub fn builder(timeout: Duration, extra_roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
+    let mut builder = reqwest::Client::builder();
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root.clone());
+    }
+    builder
+        .min_tls_version(reqwest::tls::Version::TLS_1_2)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(1)))
         .redirect(reqwest::redirect::Policy::none())
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
-        .build()
 }

@@ -16,9 +16,12 @@ pub mod openapi;
 pub mod request_id;
 pub mod resource;
 pub mod scope;
+pub mod secret_file;
 pub mod server;
 pub mod service;
+pub mod signals;
 pub mod telemetry;
+pub mod tls;
 pub mod user;
 
 pub use claims::AccessTokenClaims;

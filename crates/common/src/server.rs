@@ -1,6 +1,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -9,11 +9,13 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::Service;
 
+use crate::tls::TlsAcceptor;
+
 /// What one connection may cost the server, whatever the client does.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A client must send its whole request head within this time (a slow client cannot hold a
-    /// connection forever).
+    /// A client must finish its TLS handshake and send its whole request head within this time
+    /// (a slow client cannot hold a connection forever).
     pub header_read_timeout: Duration,
     /// Larger request heads are answered 431.
     pub max_head_bytes: usize,
@@ -31,9 +33,21 @@ impl Default for Limits {
     }
 }
 
+/// A bound socket and how it speaks: plain HTTP, or HTTPS with `tls`.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl From<TcpListener> for Listener {
+    fn from(tcp: TcpListener) -> Self {
+        Self { tcp, tls: None }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -42,11 +56,12 @@ pub async fn serve(
 
 /// [`serve`] with explicit [`Limits`]. HTTP/1.1 only: every client here speaks it.
 pub async fn serve_with_limits(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
 ) -> std::io::Result<()> {
+    let Listener { tcp: listener, tls } = listener.into();
     // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -69,10 +84,37 @@ pub async fn serve_with_limits(
             () = &mut shutdown => break,
         };
         let Ok(service) = make_service.call(peer).await;
-        let connection =
-            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        let service = TowerToHyperService::new(service);
+        let watcher = graceful.watcher();
+        let Some(tls) = tls.clone() else {
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(err) = connection.await {
+                    tracing::debug!(error = %err, %peer, "connection ended with an error");
+                }
+            });
+            continue;
+        };
+        // The handshake runs in the connection's own task, never in the accept loop, and shares
+        // the request head's deadline: one slow client holds one task for at most that long.
+        let mut http = http.clone();
         tokio::spawn(async move {
+            let started = Instant::now();
+            let handshake =
+                tokio::time::timeout(limits.header_read_timeout, tls.acceptor().accept(stream));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(error = %err, %peer, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            http.header_read_timeout(limits.header_read_timeout.saturating_sub(started.elapsed()));
+            let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, %peer, "connection ended with an error");
             }
@@ -86,34 +128,6 @@ pub async fn serve_with_limits(
         tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
     }
     Ok(())
-}
-/// Completes on Ctrl-C or SIGTERM (what `docker stop` sends to PID 1).
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct Config {
     pub jwks_refetch_interval: Duration,
     /// Timeout of every outbound call (the JWKS fetch).
     pub upstream_timeout: Duration,
+    /// `TLS_CA_FILE`: trusted for the JWKS fetch beside the compiled-in roots.
+    pub ca_certificates: Vec<reqwest::Certificate>,
 }
 
 impl Config {
@@ -49,7 +51,7 @@ impl Config {
             listen_addr: env.socket_addr("RESOURCE_SERVER_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
             issuer,
             authorization_server_url: env
-                .base_url("AUTHORIZATION_SERVER_URL", DEFAULT_AUTHORIZATION_SERVER_URL)?,
+                .secure_base_url("AUTHORIZATION_SERVER_URL", DEFAULT_AUTHORIZATION_SERVER_URL)?,
             resource_server_public_url: env.base_url(
                 "RESOURCE_SERVER_PUBLIC_URL",
                 DEFAULT_RESOURCE_SERVER_PUBLIC_URL,
@@ -61,6 +63,7 @@ impl Config {
                 DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
             )?),
             upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
+            ca_certificates: common::tls::client_ca_certificates(env)?,
         })
     }
 
@@ -119,6 +122,31 @@ mod tests {
         for bad in ["none", "HS256", "eddsa", "PS256", "ES384"] {
             let err = Config::from_env(&env(&[("SIGNING_ALGORITHM", bad)])).unwrap_err();
             assert_eq!(err.var, "SIGNING_ALGORITHM", "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_jwks_is_fetched_over_tls_off_loopback() {
+        let err = Config::from_env(&env(&[(
+            "AUTHORIZATION_SERVER_URL",
+            "http://authorization-server:8081",
+        )]))
+        .unwrap_err();
+        assert_eq!(err.var, "AUTHORIZATION_SERVER_URL");
+        for fine in [
+            &[(
+                "AUTHORIZATION_SERVER_URL",
+                "https://authorization-server:8081",
+            )][..],
+            &[
+                (
+                    "AUTHORIZATION_SERVER_URL",
+                    "http://authorization-server:8081",
+                ),
+                ("ALLOW_INSECURE_HTTP", "true"),
+            ][..],
+        ] {
+            assert!(Config::from_env(&env(fine)).is_ok(), "{fine:?}");
         }
     }
 

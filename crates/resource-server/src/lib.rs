@@ -12,9 +12,9 @@ use std::sync::Arc;
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
+use common::server::Listener;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
-use tokio::net::TcpListener;
 
 pub mod config;
 pub mod error;
@@ -43,7 +43,7 @@ pub struct AppState {
 impl AppState {
     /// Builds the state; the JWKS is not fetched here but when a token first needs a key.
     pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
-        let client = common::http_client::build(config.upstream_timeout)?;
+        let client = common::http_client::build(config.upstream_timeout, &config.ca_certificates)?;
         let observability = Observability::new(SERVICE_NAME)?;
         let metrics = metrics::Metrics::register(observability.registry())?;
         Ok(Self {
@@ -69,7 +69,7 @@ pub fn router_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Route
 
 /// Serves on `listener` until `shutdown` completes, with the system clock.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
@@ -78,7 +78,7 @@ pub async fn serve(
 
 /// [`serve`] with an injected clock.
 pub async fn serve_with_clock(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     config: Config,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -104,7 +104,7 @@ impl Service for ResourceServer {
     }
 
     fn serve(
-        listener: TcpListener,
+        listener: Listener,
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), BoxError>> + Send {

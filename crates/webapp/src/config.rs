@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
 use common::UserName;
+use secrecy::SecretString;
 use url::Url;
 
 #[derive(Clone)]
@@ -24,13 +25,15 @@ pub struct Config {
     /// `CLIENT_ID`.
     pub client_id: String,
     /// `CLIENT_SECRET`; never printed (see the `Debug` impl).
-    pub client_secret: String,
+    pub client_secret: SecretString,
     /// `REDIRECT_URI`: the registered redirect URI, kept as written since it is compared exactly.
     pub redirect_uri: String,
     /// `DEFAULT_USER`: the user of a call that names none.
     pub default_user: UserName,
     /// `UPSTREAM_TIMEOUT_MS`: the timeout of every outbound call.
     pub upstream_timeout: Duration,
+    /// `TLS_CA_FILE`: trusted for every outbound call beside the compiled-in roots.
+    pub ca_certificates: Vec<reqwest::Certificate>,
 }
 
 impl Config {
@@ -39,8 +42,9 @@ impl Config {
         let redirect_uri = env
             .get("REDIRECT_URI")
             .unwrap_or_else(|| "http://localhost:8080/callback".to_owned());
-        check_redirect_uri(&redirect_uri)
+        let redirect_url = check_redirect_uri(&redirect_uri)
             .map_err(|reason| ConfigError::new("REDIRECT_URI", redirect_uri.clone(), reason))?;
+        env.check_transport("REDIRECT_URI", &redirect_url)?;
         let default_user = env
             .get("DEFAULT_USER")
             .unwrap_or_else(|| "alice".to_owned());
@@ -50,24 +54,26 @@ impl Config {
             listen_addr: env.socket_addr("WEBAPP_LISTEN_ADDR", "127.0.0.1:8080")?,
             issuer,
             authorization_server_url: env
-                .base_url("AUTHORIZATION_SERVER_URL", "http://127.0.0.1:8081")?,
-            resource_server_url: env.base_url("RESOURCE_SERVER_URL", "http://127.0.0.1:8082")?,
+                .secure_base_url("AUTHORIZATION_SERVER_URL", "http://127.0.0.1:8081")?,
+            resource_server_url: env
+                .secure_base_url("RESOURCE_SERVER_URL", "http://127.0.0.1:8082")?,
             resource_server_public_url: env
                 .base_url("RESOURCE_SERVER_PUBLIC_URL", "http://localhost:8082")?,
             client_id: env.get("CLIENT_ID").unwrap_or_else(|| "1234".to_owned()),
             client_secret: env
-                .get("CLIENT_SECRET")
-                .unwrap_or_else(|| "qwerty".to_owned()),
+                .secret("CLIENT_SECRET", "CLIENT_SECRET_FILE", "qwerty")?
+                .into(),
             redirect_uri,
             default_user,
             upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", 3000)?,
+            ca_certificates: common::tls::client_ca_certificates(env)?,
         })
     }
 }
 
 /// An absolute `http`/`https` URL without a query or fragment (RFC 6749 §3.1.2 forbids the
 /// fragment; a query would make "the Location without its query" ambiguous).
-fn check_redirect_uri(raw: &str) -> Result<(), &'static str> {
+fn check_redirect_uri(raw: &str) -> Result<Url, &'static str> {
     let url = Url::parse(raw).map_err(|_| "not an absolute URL")?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("the scheme must be http or https");
@@ -78,7 +84,7 @@ fn check_redirect_uri(raw: &str) -> Result<(), &'static str> {
     if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
         return Err("the URL must not have a query or a fragment");
     }
-    Ok(())
+    Ok(url)
 }
 
 impl fmt::Debug for Config {
@@ -96,16 +102,19 @@ impl fmt::Debug for Config {
                 &self.resource_server_public_url.as_str(),
             )
             .field("client_id", &self.client_id)
-            .field("client_secret", &"[redacted]")
+            .field("client_secret", &self.client_secret)
             .field("redirect_uri", &self.redirect_uri)
             .field("default_user", &self.default_user)
             .field("upstream_timeout", &self.upstream_timeout)
+            .field("ca_certificates", &self.ca_certificates.len())
             .finish()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     fn env(pairs: &[(&'static str, &str)]) -> Env {
@@ -130,7 +139,7 @@ mod tests {
             "http://localhost:8082"
         );
         assert_eq!(config.client_id, "1234");
-        assert_eq!(config.client_secret, "qwerty");
+        assert_eq!(config.client_secret.expose_secret(), "qwerty");
         assert_eq!(config.redirect_uri, "http://localhost:8080/callback");
         assert_eq!(config.default_user.as_str(), "alice");
         assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
@@ -138,8 +147,8 @@ mod tests {
 
     #[test]
     fn the_issuer_loses_its_trailing_slash() {
-        let config = Config::from_env(&env(&[("ISSUER", "http://as.example:9000/")])).unwrap();
-        assert_eq!(config.issuer, "http://as.example:9000");
+        let config = Config::from_env(&env(&[("ISSUER", "https://as.example:9000/")])).unwrap();
+        assert_eq!(config.issuer, "https://as.example:9000");
     }
 
     #[test]
@@ -157,6 +166,23 @@ mod tests {
         ] {
             let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
             assert_eq!(err.var, var, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clear_text_off_loopback_stops_start_up_unless_allowed() {
+        for (var, value) in [
+            ("REDIRECT_URI", "http://app.example/callback"),
+            (
+                "AUTHORIZATION_SERVER_URL",
+                "http://authorization-server:8081",
+            ),
+            ("RESOURCE_SERVER_URL", "http://resource-server:8082"),
+        ] {
+            let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var);
+            let allowed = env(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
+            assert!(Config::from_env(&allowed).is_ok(), "{var}");
         }
     }
 

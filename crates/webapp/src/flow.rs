@@ -24,6 +24,7 @@ use oauth2::{
     EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
     TokenResponse, TokenUrl,
 };
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 use url::Url;
 
@@ -163,7 +164,7 @@ pub struct Flow {
 
 impl Flow {
     pub fn new(config: Config, metrics: Metrics) -> Result<Self, SetupError> {
-        let http = common::http_client::build(config.upstream_timeout)?;
+        let http = common::http_client::build(config.upstream_timeout, &config.ca_certificates)?;
         let authorization_server = origin_string(&config.authorization_server_url);
         let auth_url = AuthUrl::new(format!("{authorization_server}/authorize"))
             .map_err(|err| url_error("authorization endpoint", err))?;
@@ -172,7 +173,9 @@ impl Flow {
         let redirect_url = RedirectUrl::new(config.redirect_uri.clone())
             .map_err(|err| url_error("redirect", err))?;
         let oauth = BasicClient::new(ClientId::new(config.client_id.clone()))
-            .set_client_secret(ClientSecret::new(config.client_secret.clone()))
+            .set_client_secret(ClientSecret::new(
+                config.client_secret.expose_secret().to_owned(),
+            ))
             .set_auth_uri(auth_url)
             .set_token_uri(token_url)
             .set_redirect_uri(redirect_url)

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
+use common::server::Listener;
 use common::service::{BoxError, Service};
-use tokio::net::TcpListener;
 
 pub use config::Config;
 pub use error::{Error, SetupError, Step};
@@ -36,7 +36,7 @@ pub fn router(config: Config) -> Result<Router, SetupError> {
 
 /// Serves the webapp on `listener` until `shutdown` completes.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
@@ -62,7 +62,7 @@ impl Service for Webapp {
     }
 
     fn serve(
-        listener: TcpListener,
+        listener: Listener,
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), BoxError>> + Send {

@@ -41,9 +41,12 @@ impl KeyDir {
 }
 
 /// What a rotation script does: write beside, then rename, so the server never reads half a file.
+/// Writes beside, then renames; private to its owner, as a key file must be.
 fn write_atomically(dir: &Path, name: &str, content: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
     let temporary = dir.join(format!(".{name}.tmp"));
     std::fs::write(&temporary, content).unwrap();
+    std::fs::set_permissions(&temporary, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::fs::rename(&temporary, dir.join(name)).unwrap();
 }
 
@@ -222,4 +225,28 @@ async fn a_key_directory_that_does_not_load_stops_start_up() {
         .unwrap()
         .to_string();
     assert!(err.contains("ACTIVE"), "two keys and no ACTIVE file: {err}");
+}
+
+/// A key file that others can read stops start-up, in a directory as alone, with the fix named.
+#[test]
+fn a_key_others_can_read_stops_start_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    let key = dir.0.join("one.pem");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let clock = std::sync::Arc::new(common::SystemClock);
+    let key_file = key.display().to_string();
+    for (var, value) in [
+        ("SIGNING_KEYS_DIR", dir.path()),
+        ("SIGNING_KEY_FILE", key_file),
+    ] {
+        let env = common::config::Env::from_pairs([(var, value)]);
+        let config = authorization_server::Config::from_env(&env).unwrap();
+        let err = authorization_server::app(config, clock.clone())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains(var) && err.contains("chmod 600"), "{err}");
+    }
 }

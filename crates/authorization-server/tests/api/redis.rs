@@ -10,6 +10,8 @@ const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIB239XB79YpC
 fn key_file() -> String {
     let path = std::env::temp_dir().join(format!("as-key-{}.pem", uuid::Uuid::new_v4()));
     std::fs::write(&path, PEM).unwrap();
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&path, private).unwrap();
     path.display().to_string()
 }
 
