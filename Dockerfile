@@ -14,6 +14,9 @@
 # A host-* image built without the binaries has no entrypoint file and fails at start with
 # "exec /<service>: no such file or directory": run scripts/build-static.sh first.
 # The six final stages repeat themselves: a final stage can only copy from stages above it.
+# Each has an empty /certs owned by the service user: a named volume mounted there starts with
+# that owner, so the one-shot `certs` service (docker compose) can write the development CA into
+# it while running as that user.
 
 # Any Debian-based official Rust image (glibc with its static libc.a, Rust >= 1.88).
 ARG RUST_IMAGE=rust:1
@@ -29,14 +32,16 @@ COPY Cargo.toml \
 
 FROM scratch AS host-webapp
 COPY --from=host-binaries /empty/ /bin/webapp* /
+COPY --from=host-binaries --chown=65534:65534 /empty/ /certs/
 USER 65534:65534
 ENV WEBAPP_LISTEN_ADDR=0.0.0.0:8080 LOG_FORMAT=json
-EXPOSE 8080
+EXPOSE 8080 8443
 HEALTHCHECK --interval=2s --timeout=2s --start-period=5s --retries=3 CMD ["/webapp", "healthcheck"]
 ENTRYPOINT ["/webapp"]
 
 FROM scratch AS host-authorization-server
 COPY --from=host-binaries /empty/ /bin/authorization-server* /
+COPY --from=host-binaries --chown=65534:65534 /empty/ /certs/
 USER 65534:65534
 ENV AUTHORIZATION_SERVER_LISTEN_ADDR=0.0.0.0:8081 LOG_FORMAT=json
 EXPOSE 8081
@@ -45,6 +50,7 @@ ENTRYPOINT ["/authorization-server"]
 
 FROM scratch AS host-resource-server
 COPY --from=host-binaries /empty/ /bin/resource-server* /
+COPY --from=host-binaries --chown=65534:65534 /empty/ /certs/
 USER 65534:65534
 ENV RESOURCE_SERVER_LISTEN_ADDR=0.0.0.0:8082 LOG_FORMAT=json
 EXPOSE 8082
@@ -68,14 +74,16 @@ RUN target="$(uname -m)-unknown-linux-gnu" \
 
 FROM scratch AS compiled-webapp
 COPY --from=compile /out/webapp /webapp
+COPY --from=host-binaries --chown=65534:65534 /empty/ /certs/
 USER 65534:65534
 ENV WEBAPP_LISTEN_ADDR=0.0.0.0:8080 LOG_FORMAT=json
-EXPOSE 8080
+EXPOSE 8080 8443
 HEALTHCHECK --interval=2s --timeout=2s --start-period=5s --retries=3 CMD ["/webapp", "healthcheck"]
 ENTRYPOINT ["/webapp"]
 
 FROM scratch AS compiled-authorization-server
 COPY --from=compile /out/authorization-server /authorization-server
+COPY --from=host-binaries --chown=65534:65534 /empty/ /certs/
 USER 65534:65534
 ENV AUTHORIZATION_SERVER_LISTEN_ADDR=0.0.0.0:8081 LOG_FORMAT=json
 EXPOSE 8081
@@ -84,6 +92,7 @@ ENTRYPOINT ["/authorization-server"]
 
 FROM scratch AS compiled-resource-server
 COPY --from=compile /out/resource-server /resource-server
+COPY --from=host-binaries --chown=65534:65534 /empty/ /certs/
 USER 65534:65534
 ENV RESOURCE_SERVER_LISTEN_ADDR=0.0.0.0:8082 LOG_FORMAT=json
 EXPOSE 8082

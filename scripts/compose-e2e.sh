@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end check of the docker compose stack, from the host: builds the static binaries and the
 # images (host-binary targets: no registry needed), starts the stack under a unique project name,
-# and checks the flow, token expiry and fault recovery. Always tears the stack down.
+# and checks the flow, TLS on every hop (a capture of the compose network holds no secret), the
+# containers' hardening, token expiry and fault recovery. Always tears the stack down.
+# Needs curl, openssl, python3 and tcpdump (for the capture).
 # Fails where no Docker engine answers, unless SKIP_COMPOSE_E2E=1 says to skip knowingly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,11 +33,17 @@ fail() {
   dc logs --no-color --tail 40 >&2 || true
   exit 1
 }
-cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; }
+work=$(mktemp -d)
+cleanup() {
+  [ -z "${capture_pid:-}" ] || kill "$capture_pid" 2>/dev/null || true
+  dc down -v --remove-orphans >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM   # so that the EXIT trap tears the stack down on Ctrl-C too
 
-for port in 8080 8081 8082; do
+command -v tcpdump >/dev/null 2>&1 || fail "tcpdump is needed for the capture (apt-get install tcpdump)"
+for port in 8080 8081 8082 8443; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     fail "port $port is already in use on 127.0.0.1 (is the embedded default running?)"
   fi
@@ -71,6 +79,21 @@ dc up -d
 wait_healthy 60 authorization-server resource-server webapp
 awk -v ms="$(( $(now_ms) - started ))" 'BEGIN { printf "up to all three healthy: %.1f s\n", ms / 1000 }'
 
+# The development CA the certs service made, as the README says to get it.
+ca="$work/ca.pem"
+docker cp "$(container webapp):/certs/ca.pem" "$ca" >/dev/null || fail "no ca.pem in the certs volume"
+as=https://127.0.0.1:8081 rs=https://127.0.0.1:8082
+tls=(--cacert "$ca")
+
+echo "== hardening"
+for service in webapp authorization-server resource-server; do
+  settings=$(docker inspect -f '{{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{.HostConfig.SecurityOpt}} {{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.Config.User}}' "$(container "$service")")
+  echo "$service: $settings"
+  [[ $settings == "true [ALL] [no-new-privileges:true] "* ]] || fail "$service is not hardened: $settings"
+  [[ $settings != *" 0 "* ]] || fail "$service has no memory or pids limit: $settings"
+  [[ $settings == *" 65534:65534" ]] || fail "$service does not run as 65534: $settings"
+done
+
 json_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"; }
 # check_body ENDPOINT USER BODY: exactly {"<endpoint>": <now>, "user": USER}, the time within 5 s
 check_body() {
@@ -104,7 +127,15 @@ PY
 # get URL -> sets status and body
 get() { body=$(curl -s -m 10 -o /dev/stdout -w '\n%{http_code}' "$@") || true; status=${body##*$'\n'}; body=${body%$'\n'*}; }
 
-echo "== the flow through the webapp"
+echo "== TLS on every hop: a capture of the compose network during full calls"
+network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}' "$(container webapp)")
+bridge="br-$(docker network inspect -f '{{.Id}}' "$network" | cut -c1-12)"
+capture="$work/compose.pcap"
+# --immediate-mode: each packet is written when it arrives, not in blocks that a stop would lose.
+tcpdump -i "$bridge" --immediate-mode -U -s 0 -w "$capture" >"$work/tcpdump.log" 2>&1 &
+capture_pid=$!
+sleep 1   # tcpdump is listening once it has opened the interface
+kill -0 "$capture_pid" 2>/dev/null || fail "tcpdump did not start: $(cat "$work/tcpdump.log")"
 for user in alice bob; do
   for endpoint in epoch_time current_time; do
     get "http://127.0.0.1:8080/$endpoint?user=$user"
@@ -113,14 +144,43 @@ for user in alice bob; do
     echo "webapp /$endpoint?user=$user: 200 $body"
   done
 done
+get "${tls[@]}" "https://localhost:8443/epoch_time?user=carol"
+[ "$status" = 200 ] || fail "webapp over HTTPS on 8443: $status $body"
+echo "webapp over HTTPS (8443): 200 $body"
+sleep 0.5
+kill "$capture_pid"; wait "$capture_pid" 2>/dev/null || true; capture_pid=
+packets=$(tcpdump -r "$capture" 2>/dev/null | wc -l)
+# Every full call is six exchanges on the network: enough packets prove the capture saw them.
+[ "$packets" -ge 50 ] || fail "the capture holds $packets packets: it did not see the calls"
+tls_packets=$(tcpdump -r "$capture" 'tcp port 8081 or tcp port 8082' 2>/dev/null | wc -l)
+[ "$tls_packets" -ge 20 ] || fail "only $tls_packets packets to the servers' ports were captured"
+text=$(tcpdump -r "$capture" -A 2>/dev/null)
+for secret in qwerty MTIzNDpxd2VydHk eyJ code= code_verifier; do
+  if grep -qF -- "$secret" <<<"$text"; then fail "'$secret' crossed the compose network in clear text"; fi
+done
+echo "capture: $packets packets ($tls_packets to the servers), none holds a secret"
+
+echo "== clear text and strangers are refused"
+if curl -s -m 5 -o /dev/null "http://127.0.0.1:8081/.well-known/jwks.json"; then
+  fail "the authorization server answered plain HTTP on its TLS port"
+fi
+if curl -s -m 5 -o /dev/null "https://127.0.0.1:8081/.well-known/jwks.json"; then
+  fail "a client without the development CA was not refused"
+fi
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=other -days 1 \
+  -keyout "$work/other-key.pem" -out "$work/other-ca.pem" 2>/dev/null
+if curl -s -m 5 -o /dev/null --cacert "$work/other-ca.pem" "https://127.0.0.1:8081/.well-known/jwks.json"; then
+  fail "a client trusting another CA was not refused"
+fi
+echo "plain HTTP to 8081: no answer; no CA or another CA: certificate refused"
 
 echo "== a token used after its 5 seconds"
 verifier=$(openssl rand -base64 48 | tr '+/' '-_' | tr -d '=\n')
 challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '=')
-location=$(curl -s -o /dev/null -w '%{redirect_url}' -G "http://127.0.0.1:8081/authorize" \
+location=$(curl -s "${tls[@]}" -o /dev/null -w '%{redirect_url}' -G "$as/authorize" \
   --data-urlencode response_type=code --data-urlencode client_id=1234 \
   --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode scope=epoch_time \
-  --data-urlencode resource=http://localhost:8082/epoch_time --data-urlencode state=e2e \
+  --data-urlencode resource=https://localhost:8082/epoch_time --data-urlencode state=e2e \
   --data-urlencode code_challenge="$challenge" --data-urlencode code_challenge_method=S256 \
   --data-urlencode login_hint=alice)
 code=$(python3 - "$location" <<'PY'
@@ -129,19 +189,19 @@ url = u.urlsplit(sys.argv[1])
 q = u.parse_qs(url.query)
 assert f"{url.scheme}://{url.netloc}{url.path}" == "http://localhost:8080/callback", url
 assert q.get("state") == ["e2e"], f"state {q.get('state')}"
-assert q.get("iss") == ["http://localhost:8081"], f"iss {q.get('iss')}"
+assert q.get("iss") == ["https://localhost:8081"], f"iss {q.get('iss')}"
 print(q["code"][0])
 PY
 ) || fail "authorization server /authorize: bad redirect: '$location'"
-token_response=$(curl -s -u 1234:qwerty http://127.0.0.1:8081/token \
+token_response=$(curl -s "${tls[@]}" -u 1234:qwerty "$as/token" \
   --data-urlencode grant_type=authorization_code --data-urlencode code="$code" \
   --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode code_verifier="$verifier")
 token=$(json_field access_token <<<"$token_response") || fail "authorization server /token: no token: $token_response"
-get -H "Authorization: Bearer $token" "http://127.0.0.1:8082/epoch_time?user=alice"
+get "${tls[@]}" -H "Authorization: Bearer $token" "$rs/epoch_time?user=alice"
 [ "$status" = 200 ] || fail "resource server, fresh token: $status $body (expected 200)"
 check_body epoch_time alice "$body" || fail "resource server, fresh token: bad body $body"
 sleep 6
-headers=$(curl -s -m 10 -o /dev/null -D - -H "Authorization: Bearer $token" "http://127.0.0.1:8082/epoch_time?user=alice" | tr -d '\r') || true
+headers=$(curl -s "${tls[@]}" -m 10 -o /dev/null -D - -H "Authorization: Bearer $token" "$rs/epoch_time?user=alice" | tr -d '\r') || true
 status=$(awk 'NR == 1 { print $2 }' <<<"$headers")
 [ "$status" = 401 ] || fail "resource server, 6-second-old token: $status (expected 401)"
 grep -qi '^www-authenticate: Bearer.*error="invalid_token"' <<<"$headers" \
@@ -177,10 +237,10 @@ retry_until_200() {  # retry_until_200 SECONDS WHAT
 echo "== authorization server restarted (new signing key)"
 started_at() { docker inspect -f '{{.Id}} {{.State.StartedAt}}' "$(container "$1")"; }
 others_before="$(started_at webapp) $(started_at resource-server)"
-kid_before=$(curl -s http://127.0.0.1:8081/.well-known/jwks.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
+kid_before=$(curl -s "${tls[@]}" "$as/.well-known/jwks.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
 dc restart authorization-server >/dev/null 2>&1
 wait_healthy 30 authorization-server
-kid_after=$(curl -s http://127.0.0.1:8081/.well-known/jwks.json | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
+kid_after=$(curl -s "${tls[@]}" "$as/.well-known/jwks.json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["keys"][0]["kid"])')
 [ "$kid_before" != "$kid_after" ] || fail "the restarted authorization server kept its key"
 retry_until_200 10 "after the authorization server restart"
 [ "$others_before" = "$(started_at webapp) $(started_at resource-server)" ] \

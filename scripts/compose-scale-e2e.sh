@@ -26,7 +26,7 @@ export BINARIES=host AUTHORIZATION_SERVER_PORTS=8081-8089 SIGNING_KEYS_HOST_DIR=
 export REDIS_IMAGE=oauth-time/redis:host
 dc() { "${compose[@]}" -p "$project" -f compose.yaml -f compose.scale.yaml "$@"; }
 fail() { echo "compose-scale-e2e: FAILED: $*" >&2; dc logs --no-color --tail 30 >&2 || true; exit 1; }
-cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$keys"; }
+cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$keys" "${ca:-}"; }
 trap cleanup EXIT
 
 openssl genpkey -algorithm ed25519 -out "$keys/first.pem"   # mode 0600
@@ -40,7 +40,7 @@ dc build --quiet
 dc up -d --scale authorization-server=2
 health() { docker inspect -f '{{if .State.Health}}{{.State.Health.Status}}{{else}}running{{end}}' "$1"; }
 deadline=$((SECONDS + 60))
-for id in $(dc ps -q); do
+for id in $(dc ps -q redis authorization-server resource-server webapp); do
   until [ "$(health "$id")" = healthy ] || [ "$(health "$id")" = running ]; do
     [ $SECONDS -lt $deadline ] || fail "container $id not healthy"; sleep 0.2
   done
@@ -52,8 +52,12 @@ call() { curl -s -o /dev/null -w '%{http_code}' -m 10 "http://127.0.0.1:8080/epo
 # the host port of each replica, in the order of `replicas`
 replica_port() { docker port "$1" 8081/tcp | head -n 1 | cut -d: -f2; }
 ports=("$(replica_port "${replicas[0]}")" "$(replica_port "${replicas[1]}")")
-# replica_url INDEX(0|1) PATH: a URL of one replica, through its own host port
-replica_url() { echo "http://127.0.0.1:${ports[$1]}$2"; }
+# replica_url INDEX(0|1) PATH: a URL of one replica, through its own host port (TLS, with the
+# development CA of the certs volume)
+replica_url() { echo "https://127.0.0.1:${ports[$1]}$2"; }
+ca=$(mktemp)
+docker cp "${replicas[0]}:/certs/ca.pem" "$ca" >/dev/null || fail "no ca.pem in the certs volume"
+curl() { command curl --cacert "$ca" "$@"; }
 
 echo "== both replicas serve, and share the codes (through Redis)"
 verifier=$(openssl rand -base64 48 | tr '+/' '-_' | tr -d '=\n')

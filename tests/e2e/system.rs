@@ -4,7 +4,7 @@ use authorization_server::AuthorizationServer;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::config::Env;
-use common::server::Listener;
+use common::server::{Listener, Listeners};
 use common::service::Service;
 use common::tls::{ServerTlsConfig, TlsAcceptor};
 use resource_server::ResourceServer;
@@ -44,7 +44,7 @@ fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> 
     let tls = ServerTlsConfig::from_env(&env)
         .unwrap()
         .map(|tls| TlsAcceptor::load(&tls).unwrap());
-    let listener = Listener { tcp: listener, tls };
+    let listener = Listeners::from(Listener { tcp: listener, tls });
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move { S::serve(listener, config, shutdown).await.unwrap() });

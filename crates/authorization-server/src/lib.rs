@@ -36,7 +36,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
-use common::server::Listener;
+use common::server::Listeners;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
 
@@ -165,12 +165,12 @@ impl Service for AuthorizationServer {
     }
 
     async fn serve(
-        listener: Listener,
+        listeners: Listeners,
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), BoxError> {
         let app = Arc::new(app(config, Arc::new(SystemClock))?);
-        common::server::serve(listener, router(app), shutdown).await?;
+        common::server::serve(listeners, router(app), shutdown).await?;
         Ok(())
     }
 }

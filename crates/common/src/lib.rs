@@ -7,6 +7,7 @@
 pub mod claims;
 pub mod clock;
 pub mod config;
+pub mod dev_certs;
 pub mod error_body;
 pub mod error_reporting;
 pub mod healthcheck;

@@ -1,5 +1,6 @@
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -45,31 +46,84 @@ impl From<TcpListener> for Listener {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// The sockets one service serves on (most have one; the webapp may add a plain-HTTP one).
+pub struct Listeners(pub Vec<Listener>);
+
+impl From<Listener> for Listeners {
+    fn from(listener: Listener) -> Self {
+        Self(vec![listener])
+    }
+}
+
+impl From<TcpListener> for Listeners {
+    fn from(tcp: TcpListener) -> Self {
+        Self(vec![tcp.into()])
+    }
+}
+
+/// Serves `router` on `listeners` until `shutdown` completes, then finishes the requests in
+/// flight.
 pub async fn serve(
-    listener: impl Into<Listener>,
+    listeners: impl Into<Listeners>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    serve_with_limits(listener, router, shutdown, Limits::default()).await
+    serve_with_limits(listeners, router, shutdown, Limits::default()).await
 }
 
 /// [`serve`] with explicit [`Limits`]. HTTP/1.1 only: every client here speaks it.
 pub async fn serve_with_limits(
-    listener: impl Into<Listener>,
+    listeners: impl Into<Listeners>,
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     limits: Limits,
 ) -> std::io::Result<()> {
-    let Listener { tcp: listener, tls } = listener.into();
-    // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
-    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_head_bytes.max(8192));
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut accepting = tokio::task::JoinSet::new();
+    for listener in listeners.into().0 {
+        accepting.spawn(accept_loop(
+            listener,
+            router.clone(),
+            http.clone(),
+            limits,
+            graceful.clone(),
+            stop.clone(),
+        ));
+    }
+    shutdown.await;
+    stop.cancel();
+    // Every listener is closed (and lets go of the shutdown helper) before the drain starts.
+    accepting.join_all().await;
+    let Ok(graceful) = Arc::try_unwrap(graceful) else {
+        return Err(std::io::Error::other("an accept loop outlived the stop"));
+    };
+    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
+    }
+    Ok(())
+}
+
+/// Accepts connections on one listener until `stop`; each is served in a task of its own,
+/// watched by the graceful shutdown.
+async fn accept_loop(
+    listener: Listener,
+    router: Router,
+    http: hyper::server::conn::http1::Builder,
+    limits: Limits,
+    graceful: Arc<GracefulShutdown>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let Listener { tcp: listener, tls } = listener;
+    // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
+    let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -81,7 +135,7 @@ pub async fn serve_with_limits(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = stop.cancelled() => return,
         };
         let Ok(service) = make_service.call(peer).await;
         let service = TowerToHyperService::new(service);
@@ -120,14 +174,6 @@ pub async fn serve_with_limits(
             }
         });
     }
-    drop(listener);
-    if tokio::time::timeout(limits.drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("requests still in flight after the drain timeout; stopping anyway");
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
-use crate::server::Listener;
+use crate::server::{Listener, Listeners};
 use crate::tls::{ServerTlsConfig, TlsAcceptor};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -23,10 +23,17 @@ pub trait Service {
 
     fn config(env: &Env) -> Result<Self::Config, ConfigError>;
 
+    /// Where it listens: HTTPS when the TLS settings name a certificate, plain HTTP otherwise.
     fn listen_addr(config: &Self::Config) -> SocketAddr;
 
+    /// A second listener that always speaks plain HTTP, if the service has one (the webapp's
+    /// entry point for a user's `curl`, beside its HTTPS listener).
+    fn plain_listen_addr(_config: &Self::Config) -> Option<SocketAddr> {
+        None
+    }
+
     fn serve(
-        listener: Listener,
+        listeners: Listeners,
         config: Self::Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), BoxError>> + Send;
@@ -34,6 +41,9 @@ pub trait Service {
 
 /// The whole `main` of a service binary.
 pub fn run_main<S: Service>() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("certs") {
+        return make_certs(S::NAME);
+    }
     let env = Env::process();
     let (config, tls) = match S::config(&env).and_then(|config| {
         let tls = ServerTlsConfig::from_env(&env)?;
@@ -91,15 +101,45 @@ pub async fn bind_and_serve<S: Service>(
             }
             None => None,
         };
-        let addr = S::listen_addr(&config);
-        let tcp = TcpListener::bind(addr)
-            .await
-            .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
-        let scheme = if acceptor.is_some() { "https" } else { "http" };
-        tracing::info!(service = S::NAME, %addr, scheme, "listening");
-        let listener = Listener { tcp, tls: acceptor };
-        S::serve(listener, config, shutdown).await
+        let mut listeners = vec![bind::<S>(S::listen_addr(&config), acceptor).await?];
+        if let Some(addr) = S::plain_listen_addr(&config) {
+            listeners.push(bind::<S>(addr, None).await?);
+        }
+        S::serve(Listeners(listeners), config, shutdown).await
     }
     .instrument(span)
     .await
+}
+
+async fn bind<S: Service>(
+    addr: SocketAddr,
+    tls: Option<TlsAcceptor>,
+) -> Result<Listener, BoxError> {
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(service = S::NAME, %addr, scheme, "listening");
+    Ok(Listener { tcp, tls })
+}
+
+/// `<binary> certs [DIR]` (default `/certs`): see [`crate::dev_certs`].
+fn make_certs(name: &str) -> ExitCode {
+    let dir = std::env::args()
+        .nth(2)
+        .unwrap_or_else(|| "/certs".to_owned());
+    match crate::dev_certs::ensure(std::path::Path::new(&dir)) {
+        Ok(outcome) => {
+            let done = match outcome {
+                crate::dev_certs::Outcome::Created => "made",
+                crate::dev_certs::Outcome::Kept => "already there, kept",
+            };
+            println!("{name} certs: the development CA and certificates in {dir}: {done}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("{name} certs: {err}");
+            ExitCode::FAILURE
+        }
+    }
 }

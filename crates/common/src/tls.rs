@@ -376,6 +376,43 @@ mod tests {
         }
     }
 
+    /// The webapp's case: one router on an HTTPS listener and a plain-HTTP one at once.
+    #[tokio::test]
+    async fn one_service_serves_https_and_plain_http_side_by_side() {
+        let files = Files::new(&new_ca());
+        let tls = Listener {
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            tls: Some(TlsAcceptor::load(&files.config()).unwrap()),
+        };
+        let plain = Listener::from(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let (tls_addr, plain_addr) = (
+            tls.tcp.local_addr().unwrap(),
+            plain.tcp.local_addr().unwrap(),
+        );
+        let router = Router::new().route("/healthz", get(|| async { "ok" }));
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(crate::server::serve(
+            crate::server::Listeners(vec![tls, plain]),
+            router,
+            stop.clone().cancelled_owned(),
+        ));
+        assert_eq!(
+            healthz(&client(&files.ca_file(), tls_addr), tls_addr)
+                .await
+                .unwrap(),
+            200
+        );
+        let answer = reqwest::get(format!("http://{plain_addr}/healthz"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+        // one stop closes both
+        stop.cancel();
+        server.await.unwrap().unwrap();
+        assert!(tokio::net::TcpStream::connect(tls_addr).await.is_err());
+        assert!(tokio::net::TcpStream::connect(plain_addr).await.is_err());
+    }
+
     #[tokio::test]
     async fn clear_text_http_to_a_tls_port_gets_no_answer() {
         let files = Files::new(&new_ca());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
-use common::server::Listener;
+use common::server::Listeners;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
 
@@ -67,24 +67,24 @@ pub fn router_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Route
     Ok(router(AppState::new(config, clock)?))
 }
 
-/// Serves on `listener` until `shutdown` completes, with the system clock.
+/// Serves on `listeners` until `shutdown` completes, with the system clock.
 pub async fn serve(
-    listener: impl Into<Listener>,
+    listeners: impl Into<Listeners>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
-    serve_with_clock(listener, config, Arc::new(SystemClock), shutdown).await
+    serve_with_clock(listeners, config, Arc::new(SystemClock), shutdown).await
 }
 
 /// [`serve`] with an injected clock.
 pub async fn serve_with_clock(
-    listener: impl Into<Listener>,
+    listeners: impl Into<Listeners>,
     config: Config,
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let router = router_with_clock(&config, clock)?;
-    common::server::serve(listener, router, shutdown).await?;
+    common::server::serve(listeners, router, shutdown).await?;
     Ok(())
 }
 
@@ -104,10 +104,10 @@ impl Service for ResourceServer {
     }
 
     fn serve(
-        listener: Listener,
+        listeners: Listeners,
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), BoxError>> + Send {
-        serve(listener, config, shutdown)
+        serve(listeners, config, shutdown)
     }
 }

@@ -11,8 +11,11 @@ use url::Url;
 
 #[derive(Clone)]
 pub struct Config {
-    /// `WEBAPP_LISTEN_ADDR`.
+    /// `WEBAPP_LISTEN_ADDR`: HTTPS when the TLS settings name a certificate.
     pub listen_addr: SocketAddr,
+    /// `WEBAPP_HTTP_LISTEN_ADDR`: a second listener, always plain HTTP, for users' calls beside
+    /// the HTTPS one (what the user sends and gets back there holds no code, token or secret).
+    pub plain_listen_addr: Option<SocketAddr>,
     /// `ISSUER`: the authorization server's public URL, without a trailing slash; the `iss` a
     /// redirect must carry (RFC 9207), compared exactly.
     pub issuer: String,
@@ -52,6 +55,10 @@ impl Config {
             .map_err(|err| ConfigError::new("DEFAULT_USER", default_user.clone(), err))?;
         Ok(Self {
             listen_addr: env.socket_addr("WEBAPP_LISTEN_ADDR", "127.0.0.1:8080")?,
+            plain_listen_addr: match env.get("WEBAPP_HTTP_LISTEN_ADDR") {
+                Some(_) => Some(env.socket_addr("WEBAPP_HTTP_LISTEN_ADDR", "")?),
+                None => None,
+            },
             issuer,
             authorization_server_url: env
                 .secure_base_url("AUTHORIZATION_SERVER_URL", "http://127.0.0.1:8081")?,
@@ -91,6 +98,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
+            .field("plain_listen_addr", &self.plain_listen_addr)
             .field("issuer", &self.issuer)
             .field(
                 "authorization_server_url",

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
-use common::server::Listener;
+use common::server::Listeners;
 use common::service::{BoxError, Service};
 
 pub use config::Config;
@@ -34,14 +34,14 @@ pub fn router(config: Config) -> Result<Router, SetupError> {
     Ok(observability.wrap(routes::router(flow)))
 }
 
-/// Serves the webapp on `listener` until `shutdown` completes.
+/// Serves the webapp on `listeners` until `shutdown` completes.
 pub async fn serve(
-    listener: impl Into<Listener>,
+    listeners: impl Into<Listeners>,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let router = router(config)?;
-    common::server::serve(listener, router, shutdown).await?;
+    common::server::serve(listeners, router, shutdown).await?;
     Ok(())
 }
 
@@ -61,11 +61,15 @@ impl Service for Webapp {
         config.listen_addr
     }
 
+    fn plain_listen_addr(config: &Config) -> Option<SocketAddr> {
+        config.plain_listen_addr
+    }
+
     fn serve(
-        listener: Listener,
+        listeners: Listeners,
         config: Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), BoxError>> + Send {
-        serve(listener, config, shutdown)
+        serve(listeners, config, shutdown)
     }
 }
