@@ -44,8 +44,8 @@ impl Drop for Pki {
     }
 }
 
-#[tokio::test]
-async fn a_full_call_runs_over_tls_on_every_hop() {
+/// The three services over TLS; the PKI lives as long as the test keeps it.
+async fn start() -> (System, Pki) {
     let pki = Pki::new();
     let system = System::start_tls(
         &pki.file("cert.pem"),
@@ -53,6 +53,12 @@ async fn a_full_call_runs_over_tls_on_every_hop() {
         &pki.file("ca.pem"),
     )
     .await;
+    (system, pki)
+}
+
+#[tokio::test]
+async fn a_full_call_runs_over_tls_on_every_hop() {
+    let (system, _pki) = start().await;
     assert!(system.webapp.starts_with("https://"), "{}", system.webapp);
     for endpoint in ["epoch_time", "current_time"] {
         let response = system
@@ -78,13 +84,7 @@ async fn a_full_call_runs_over_tls_on_every_hop() {
 
 #[tokio::test]
 async fn clients_that_do_not_trust_the_ca_or_speak_clear_text_get_nowhere() {
-    let pki = Pki::new();
-    let system = System::start_tls(
-        &pki.file("cert.pem"),
-        &pki.file("key.pem"),
-        &pki.file("ca.pem"),
-    )
-    .await;
+    let (system, _pki) = start().await;
     let untrusting = reqwest::Client::new();
     for base in [
         &system.webapp,

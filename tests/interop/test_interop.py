@@ -19,6 +19,7 @@ import hmac
 import json
 import os
 import secrets
+import ssl
 import time
 import urllib.parse
 
@@ -32,11 +33,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
 
-# The embedded default's public and listening addresses (docs/configuration.md).
-ISSUER = "http://localhost:8081"
-AS_URL = "http://127.0.0.1:8081"
-RS_PUBLIC_URL = "http://localhost:8082"
-RS_URL = "http://127.0.0.1:8082"
+# The embedded default's public and listening addresses (docs/configuration.md); `https` when
+# run.sh starts it with a certificate (INTEROP_SCHEME), requests then trusting its CA through
+# REQUESTS_CA_BUNDLE.
+SCHEME = os.environ.get("INTEROP_SCHEME", "http")
+ISSUER = f"{SCHEME}://localhost:8081"
+AS_URL = f"{SCHEME}://127.0.0.1:8081"
+RS_PUBLIC_URL = f"{SCHEME}://localhost:8082"
+RS_URL = f"{SCHEME}://127.0.0.1:8082"
 CLIENT_ID = "1234"
 CLIENT_SECRET = "qwerty"
 REDIRECT_URI = "http://localhost:8080/callback"
@@ -187,7 +191,10 @@ def metadata(metadata_url):
 
 @pytest.fixture(scope="session")
 def jwks_client(metadata):
-    return jwt.PyJWKClient(metadata["jwks_uri"], cache_keys=True)
+    # PyJWKClient fetches with urllib, not requests: it gets the CA of an HTTPS run explicitly.
+    ca_file = os.environ.get("REQUESTS_CA_BUNDLE") if SCHEME == "https" else None
+    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    return jwt.PyJWKClient(metadata["jwks_uri"], cache_keys=True, ssl_context=context)
 
 
 @pytest.fixture(scope="session")

@@ -72,12 +72,18 @@ trap stop_server EXIT
 trap 'stop_server; exit 130' INT
 trap 'stop_server; exit 143' TERM
 
-wait_healthy() {  # wait_healthy LOG: all three /healthz answer 200 within 30 s, or fail
-  "$venv/bin/python" - "$suite" "$server_pid" "${ports[@]}" <<'EOF' || { cat "$1" >&2; return 1; }
-import os, sys, time, urllib.request
-suite, pid, ports = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+# wait_healthy LOG [CA_FILE]: all three /healthz answer 200 within 30 s, or fail; over HTTPS,
+# trusting CA_FILE, when one is given.
+wait_healthy() {
+  "$venv/bin/python" - "$suite" "$server_pid" "${2:-}" "${ports[@]}" <<'EOF' || { cat "$1" >&2; return 1; }
+import os, ssl, sys, time, urllib.request
+suite, pid, ca_file, ports = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 deadline = time.monotonic() + 30
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+scheme = "https" if ca_file else "http"
+handlers = [urllib.request.ProxyHandler({})]
+if ca_file:
+    handlers.append(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_file)))
+opener = urllib.request.build_opener(*handlers)
 for port in ports:
     while True:
         try:
@@ -85,7 +91,7 @@ for port in ports:
         except OSError:
             sys.exit(f"{suite}: the server (pid {pid}) exited during start-up; its log follows")
         try:
-            with opener.open(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+            with opener.open(f"{scheme}://127.0.0.1:{port}/healthz", timeout=1) as response:
                 if response.status == 200:
                     break
         except OSError:

@@ -46,6 +46,8 @@ Options:
   --json PATH                  where the figures are written (default target/bench.json)
   --bin-dir DIR                where the service binaries are (default: target/release)
   --no-build                   do not run `cargo build --release` for the service binaries
+  --tls                        TLS on every hop: the services serve HTTPS with certificates of a
+                               development CA made for the run, and trust it (TLS_CA_FILE)
   --rust-log FILTER            RUST_LOG of the services (default: theirs, `info`)
   --log-format text|json       LOG_FORMAT of the services (default: theirs, `text`)
   --log-dir DIR                keep the services' log lines there (default: discarded)
@@ -79,6 +81,7 @@ struct Args {
     log_dir: Option<PathBuf>,
     targets: Option<Urls>,
     client: OAuthClient,
+    tls: bool,
 }
 
 fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
@@ -104,6 +107,7 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, Str
             redirect_uri: "http://localhost:8080/callback".into(),
             user: "alice".into(),
         },
+        tls: false,
     };
     let (mut webapp, mut authorization_server, mut resource_server) = (None, None, None);
     while let Some(flag) = raw.next() {
@@ -112,6 +116,10 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, Str
         }
         if flag == "--no-build" {
             args.build = false;
+            continue;
+        }
+        if flag == "--tls" {
+            args.tls = true;
             continue;
         }
         let value = raw.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -195,6 +203,9 @@ fn parse_args(mut raw: impl Iterator<Item = String>) -> Result<Option<Args>, Str
             )
         }
     };
+    if args.tls && args.targets.is_some() {
+        return Err("--tls starts its own services: not with --webapp and the others".to_owned());
+    }
     if args.concurrency.is_empty() || args.algorithms.is_empty() || args.points.is_empty() {
         return Err("--concurrency, --algorithms and --points need at least one value".to_owned());
     }
@@ -315,8 +326,16 @@ fn main() -> ExitCode {
     }
 }
 
-fn http_client() -> Result<reqwest::Client, String> {
-    reqwest::Client::builder()
+/// The load generator's client; with `ca`, it trusts that PEM CA as well.
+fn http_client(ca: Option<&std::path::Path>) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder();
+    if let Some(ca) = ca {
+        let pem = std::fs::read(ca).map_err(|err| format!("{}: {err}", ca.display()))?;
+        let certificate = reqwest::Certificate::from_pem(&pem)
+            .map_err(|err| format!("{}: {err}", ca.display()))?;
+        builder = builder.add_root_certificate(certificate);
+    }
+    builder
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .tcp_nodelay(true)
@@ -498,7 +517,25 @@ async fn measure_stack(
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let http = http_client()?;
+    // --tls: a development CA and a certificate per service, for this run only.
+    let pki = if args.tls {
+        let dir = std::env::temp_dir().join(format!("bench-pki-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        common::dev_certs::ensure(&dir)?;
+        Some(dir)
+    } else {
+        None
+    };
+    let result = run_with(args, pki.as_deref()).await;
+    if let Some(dir) = pki {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+async fn run_with(args: Args, pki: Option<&std::path::Path>) -> Result<(), String> {
+    let http = http_client(pki.map(|dir| dir.join("ca.pem")).as_deref())?;
     let load_before = load_average();
     let mut points = Vec::new();
     let mut rss: BTreeMap<String, BTreeMap<&'static str, u64>> = BTreeMap::new();
@@ -508,7 +545,11 @@ async fn run(args: Args) -> Result<(), String> {
         eprintln!("bench: measuring the services at {urls:?}");
         measure_stack(&args, &http, urls, None, "configured", true, &mut points).await?;
     } else {
-        mode = "processes";
+        mode = if args.tls {
+            "processes, TLS on every hop"
+        } else {
+            "processes"
+        };
         let bin_dir = match &args.bin_dir {
             Some(dir) => dir.clone(),
             None => default_bin_dir()?,
@@ -525,6 +566,7 @@ async fn run(args: Args) -> Result<(), String> {
             rust_log: args.rust_log.clone(),
             log_format: args.log_format.clone(),
             log_dir: args.log_dir.clone(),
+            pki: pki.map(std::path::Path::to_path_buf),
         };
         for (index, algorithm) in args.algorithms.iter().enumerate() {
             eprintln!("bench: SIGNING_ALGORITHM={algorithm}: starting the three services");
@@ -954,5 +996,10 @@ mod tests {
         assert!(parse(&["--webapp", "http://x"]).is_err());
         assert!(parse(&["--duration"]).is_err());
         assert!(parse(&["--frobnicate", "1"]).is_err());
+        assert!(parse(&["--tls"]).unwrap().unwrap().tls);
+        let urls = ["--webapp", "http://w", "--authorization-server", "http://a"];
+        let mut with_targets = urls.to_vec();
+        with_targets.extend(["--resource-server", "http://r", "--tls"]);
+        assert!(parse(&with_targets).is_err(), "--tls with given URLs");
     }
 }

@@ -30,6 +30,9 @@ pub struct Launch {
     pub log_format: Option<String>,
     /// Where the services' log lines go; `None`: discarded (`/dev/null`).
     pub log_dir: Option<PathBuf>,
+    /// TLS on every hop: the directory of `common::dev_certs` (`ca.pem`, `<service>.pem`,
+    /// `<service>-key.pem`); `None`: plain HTTP.
+    pub pki: Option<PathBuf>,
 }
 
 /// One started child.
@@ -69,10 +72,15 @@ impl Stack {
     ) -> Result<Self, String> {
         let (webapp, authorization_server, resource_server) =
             (free_port()?, free_port()?, free_port()?);
-        let as_url = format!("http://127.0.0.1:{authorization_server}");
-        let rs_url = format!("http://127.0.0.1:{resource_server}");
+        let scheme = if launch.pki.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let as_url = format!("{scheme}://127.0.0.1:{authorization_server}");
+        let rs_url = format!("{scheme}://127.0.0.1:{resource_server}");
         let urls = Urls {
-            webapp: format!("http://127.0.0.1:{webapp}"),
+            webapp: format!("{scheme}://127.0.0.1:{webapp}"),
             authorization_server: as_url.clone(),
             resource_server: rs_url.clone(),
         };
@@ -93,6 +101,9 @@ impl Stack {
             ("RESOURCE_SERVER_URL", rs_url),
             ("SIGNING_ALGORITHM", algorithm.to_owned()),
         ];
+        if let Some(pki) = &launch.pki {
+            vars.push(("TLS_CA_FILE", pki.join("ca.pem").display().to_string()));
+        }
         if let Some(filter) = &launch.rust_log {
             vars.push(("RUST_LOG", filter.clone()));
         }
@@ -169,7 +180,13 @@ fn spawn(
     // changes what is measured.
     command
         .env_clear()
-        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())));
+    if let Some(pki) = &launch.pki {
+        command
+            .env("TLS_CERT_FILE", pki.join(format!("{name}.pem")))
+            .env("TLS_KEY_FILE", pki.join(format!("{name}-key.pem")));
+    }
+    command
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(Stdio::inherit())
