@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end check of the scaled topology (compose.yaml + compose.scale.yaml): Redis, two
-# authorization-server replicas sharing it and a key directory, the webapp and resource server in
+# End-to-end check of the scaled topology (compose.yaml + compose.scale.yaml): Redis (TLS, one ACL
+# user), two authorization-server replicas sharing it and a key directory, the webapp and resource server in
 # front. Checks that both replicas serve and share codes, that calls flow, that a key rotation
 # under load fails no call, and that losing a replica or Redis is survived. The Redis image is
 # built from the host's redis-server (no registry here).
@@ -26,7 +26,9 @@ export BINARIES=host AUTHORIZATION_SERVER_PORTS=8081-8089 SIGNING_KEYS_HOST_DIR=
 export REDIS_IMAGE=oauth-time/redis:host
 dc() { "${compose[@]}" -p "$project" -f compose.yaml -f compose.scale.yaml "$@"; }
 fail() { echo "compose-scale-e2e: FAILED: $*" >&2; dc logs --no-color --tail 30 >&2 || true; exit 1; }
-cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$keys" "${ca:-}"; }
+secrets=$(mktemp -d)
+export REDIS_SECRETS_DIR=$secrets
+cleanup() { dc down -v --remove-orphans >/dev/null 2>&1 || true; rm -rf "$keys" "$secrets" "${ca:-}"; }
 trap cleanup EXIT
 
 openssl genpkey -algorithm ed25519 -out "$keys/first.pem"   # mode 0600
@@ -34,6 +36,8 @@ openssl genpkey -algorithm ed25519 -out "$keys/first.pem"   # mode 0600
 # the keys belong to 65534, private (rotate-signing-key.sh gives new keys the same owner and mode).
 chown -R 65534:65534 "$keys"
 chmod 0400 "$keys/first.pem"
+# Redis speaks TLS only and lets in one ACL user, whose password the replicas read from a secret.
+bash scripts/redis-secrets.sh "$secrets"
 bash scripts/redis-image.sh "$REDIS_IMAGE" >/dev/null
 [ -x target/x86_64-unknown-linux-gnu/release/webapp ] || bash scripts/build-static.sh
 dc build --quiet
@@ -45,6 +49,16 @@ for id in $(dc ps -q redis authorization-server resource-server webapp); do
     [ $SECONDS -lt $deadline ] || fail "container $id not healthy"; sleep 0.2
   done
 done
+echo "== Redis: TLS only, and nothing without the password"
+redis_id=$(dc ps -q redis)
+rcli() { docker exec "$redis_id" redis-cli -h redis -p 6379 "$@" 2>&1 || true; }
+answer=$(rcli PING)
+[[ $answer != *PONG* && $answer != *NOAUTH* ]] || fail "Redis answered a clear-text PING: $answer"
+answer=$(rcli --tls --cacert /certs/ca.pem PING)
+[[ $answer == *NOAUTH* ]] || fail "Redis over TLS without a password: $answer (expected NOAUTH)"
+answer=$(rcli --tls --cacert /certs/ca.pem --user oauth --pass wrong --no-auth-warning PING)
+[[ $answer == *WRONGPASS* ]] || fail "Redis with a wrong password: $answer (expected WRONGPASS)"
+echo "clear text: no answer; TLS without a password: NOAUTH; a wrong password: WRONGPASS"
 replicas=($(dc ps -q authorization-server))
 [ ${#replicas[@]} -eq 2 ] || fail "expected 2 authorization-server replicas, got ${#replicas[@]}"
 

@@ -5,6 +5,7 @@ use std::time::Duration;
 use common::config::{origin_string, ConfigError, Env};
 use common::Scope;
 use jsonwebtoken::Algorithm;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::client::RegisteredClient;
@@ -22,8 +23,9 @@ pub struct Config {
     /// A directory of PEM keys with an `ACTIVE` file: the rotatable key set.
     pub signing_keys_dir: Option<PathBuf>,
     pub signing_keys_reload_interval: Duration,
-    /// Codes go to Redis (shared by replicas) when set, to memory otherwise.
-    pub redis_url: Option<String>,
+    /// Codes go to Redis (shared by replicas) when set, to memory otherwise. May hold the Redis
+    /// user's password (from the URL or `REDIS_PASSWORD_FILE`): a secret.
+    pub redis_url: Option<SecretString>,
     /// For `rediss://`: the PEM CA certificate(s) to trust instead of the compiled-in web roots
     /// (a Redis with a certificate from a private CA).
     pub redis_ca_file: Option<PathBuf>,
@@ -53,7 +55,7 @@ impl Config {
             signing_keys_reload_interval: Duration::from_secs(
                 env.seconds("SIGNING_KEYS_RELOAD_SECONDS", 1)?,
             ),
-            redis_ca_file: redis_ca_file(env, redis_url.as_deref())?,
+            redis_ca_file: redis_ca_file(env, redis_url.as_ref().map(|url| url.expose_secret()))?,
             redis_url,
             access_token_ttl: Duration::from_secs(env.seconds("ACCESS_TOKEN_TTL_SECONDS", 5)?),
             code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
@@ -85,20 +87,41 @@ fn signing_keys_dir(env: &Env) -> Result<Option<PathBuf>, ConfigError> {
     Ok(dir.map(PathBuf::from))
 }
 
-fn redis_url(env: &Env) -> Result<Option<String>, ConfigError> {
+/// `REDIS_URL`, with the password of `REDIS_PASSWORD_FILE` (a docker secret) put in when set: the
+/// user name stays in the URL (`rediss://oauth@redis:6379`), the password out of the environment.
+fn redis_url(env: &Env) -> Result<Option<SecretString>, ConfigError> {
     const VAR: &str = "REDIS_URL";
+    const PASSWORD_FILE: &str = "REDIS_PASSWORD_FILE";
     let Some(raw) = env.get(VAR) else {
+        if let Some(path) = env.get(PASSWORD_FILE) {
+            return Err(ConfigError::new(
+                PASSWORD_FILE,
+                path,
+                "only used with REDIS_URL",
+            ));
+        }
         return Ok(None);
     };
-    match Url::parse(&raw) {
-        Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(Some(raw)),
-        // the value may hold a password: never echo it
-        _ => Err(ConfigError::new(
-            VAR,
-            "<hidden>",
-            "expected redis://… or rediss://…",
-        )),
+    // the value may hold a password: never echo it
+    let invalid = |reason: &str| ConfigError::new(VAR, "<hidden>", reason);
+    let mut url = match Url::parse(&raw) {
+        Ok(url) if matches!(url.scheme(), "redis" | "rediss") => url,
+        _ => return Err(invalid("expected redis://… or rediss://…")),
+    };
+    if let Some(path) = env.get(PASSWORD_FILE) {
+        if url.password().is_some() {
+            return Err(ConfigError::new(
+                PASSWORD_FILE,
+                path,
+                "REDIS_URL holds a password already: set one or the other",
+            ));
+        }
+        let password = common::secret_file::read_secret(std::path::Path::new(&path))
+            .map_err(|reason| ConfigError::new(PASSWORD_FILE, path.clone(), reason))?;
+        url.set_password(Some(&password))
+            .map_err(|()| invalid("this URL cannot hold a password"))?;
     }
+    Ok(Some(SecretString::from(String::from(url))))
 }
 
 fn redis_ca_file(env: &Env, redis_url: Option<&str>) -> Result<Option<PathBuf>, ConfigError> {
@@ -216,6 +239,37 @@ mod tests {
         let config = Config::from_env(&env(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
         assert!(!format!("{config:?}").contains("s3cr3t-value"));
         assert!(config.client.authenticate("1234", "s3cr3t-value"));
+    }
+
+    #[test]
+    fn the_redis_password_comes_from_its_file_and_stays_secret() {
+        let path = std::env::temp_dir().join(format!("redis-pw-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "p4ss/word\n").unwrap();
+        let file = path.display().to_string();
+        let config = Config::from_env(&env(&[
+            ("REDIS_URL", "rediss://oauth@redis:6379"),
+            ("REDIS_PASSWORD_FILE", &file),
+        ]))
+        .unwrap();
+        let url = config
+            .redis_url
+            .as_ref()
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        let parsed = Url::parse(&url).unwrap();
+        assert_eq!(parsed.username(), "oauth");
+        assert_eq!(parsed.password(), Some("p4ss%2Fword"));
+        assert!(!format!("{config:?}").contains("p4ss"));
+        let both = Config::from_env(&env(&[
+            ("REDIS_URL", "redis://oauth:inline@redis:6379"),
+            ("REDIS_PASSWORD_FILE", &file),
+        ]))
+        .unwrap_err();
+        assert_eq!(both.var, "REDIS_PASSWORD_FILE");
+        let alone = Config::from_env(&env(&[("REDIS_PASSWORD_FILE", &file)])).unwrap_err();
+        assert_eq!(alone.var, "REDIS_PASSWORD_FILE");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -39,6 +39,7 @@ use common::observability::Observability;
 use common::server::Listeners;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
+use secrecy::ExposeSecret;
 
 pub use crate::app::App;
 pub use crate::client::RegisteredClient;
@@ -77,7 +78,9 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
                 })?),
                 None => None,
             };
-            Arc::new(RedisCodeStore::new(url, ca).map_err(|err| format!("REDIS_URL: {err}"))?)
+            let store = RedisCodeStore::new(url.expose_secret(), ca)
+                .map_err(|err| format!("REDIS_URL: {err}"))?;
+            Arc::new(store)
         }
         None => Arc::new(MemoryCodeStore::new()),
     };

@@ -15,8 +15,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 
-/// The services that get a certificate, by compose host name.
-pub const SERVICES: [&str; 3] = ["authorization-server", "resource-server", "webapp"];
+/// The services that get a certificate, by compose host name (`redis`: the scaled topology's).
+pub const SERVICES: [&str; 4] = ["authorization-server", "resource-server", "webapp", "redis"];
 
 /// What [`ensure`] did.
 #[derive(Debug, PartialEq, Eq)]

@@ -151,7 +151,9 @@ async fn reload_loop(
     mut hangups: crate::signals::Hangups,
 ) {
     let files = [config.cert_file.as_path(), config.key_file.as_path()];
-    let mut tick = tokio::time::interval(config.reload_every);
+    // The first check one period after the load, not at once.
+    let first = tokio::time::Instant::now() + config.reload_every;
+    let mut tick = tokio::time::interval_at(first, config.reload_every);
     loop {
         let forced = tokio::select! {
             _ = tick.tick() => false,
@@ -467,6 +469,34 @@ mod tests {
                 std::time::Instant::now() < deadline,
                 "still the old certificate"
             );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// With a poll of an hour, only the signal can explain the new certificate.
+    #[tokio::test]
+    async fn sighup_reloads_the_certificate_at_once() {
+        let files = Files::new(&new_ca());
+        let config = ServerTlsConfig {
+            reload_every: Duration::from_secs(3600),
+            ..files.config()
+        };
+        // the handler is installed by the time the reloader is spawned
+        let addr = start(&config, Limits::default()).await;
+        files.issue(&new_ca());
+        let client = client(&files.ca_file(), addr);
+        assert!(
+            healthz(&client, addr).await.is_err(),
+            "reloaded without the signal"
+        );
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while healthz(&client, addr).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "no reload on SIGHUP");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

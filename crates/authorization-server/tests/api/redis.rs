@@ -213,3 +213,45 @@ async fn a_tls_redis_is_used_when_its_ca_file_is_trusted() {
     assert_eq!(token.status(), 503);
     assert_eq!(json(token).await["error"], "temporarily_unavailable");
 }
+
+/// The scaled topology's way in: an ACL user named in the URL, its password from a file.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn a_redis_user_whose_password_comes_from_a_file() {
+    let redis = RedisServer::start_with_user("oauth", "s3cr3t");
+    let url = redis.url().replacen("redis://", "redis://oauth@", 1);
+    let password_file = |password: &str| {
+        let path = std::env::temp_dir().join(format!("redis-pw-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, format!("{password}\n")).unwrap();
+        path.display().to_string()
+    };
+    let right = password_file("s3cr3t");
+    let server = spawn(&[
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PASSWORD_FILE", right.as_str()),
+    ])
+    .await;
+    let code = server.code("epoch_time").await;
+    assert_eq!(redeem(&server, &code).await.status(), 200);
+    let replay = redeem(&server, &code).await;
+    assert_eq!(json(replay).await["error"], "invalid_grant");
+
+    let wrong = password_file("guess");
+    let refused = spawn(&[
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PASSWORD_FILE", wrong.as_str()),
+    ])
+    .await;
+    let ready = refused
+        .http
+        .get(format!("{}/readyz", refused.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let token = redeem(&refused, &code).await;
+    assert_eq!(token.status(), 503);
+    for file in [right, wrong] {
+        std::fs::remove_file(file).unwrap();
+    }
+}

@@ -13,6 +13,8 @@ pub struct RedisServer {
     port: u16,
     child: Option<Child>,
     tls: Option<TlsFiles>,
+    /// The one ACL user (the default user off) and its password, when there is one.
+    user: Option<(String, String)>,
     /// The server's output, for the failure message when it does not come up.
     log: PathBuf,
 }
@@ -59,7 +61,21 @@ impl RedisServer {
         Self::start_with(Some(TlsFiles::generate()))
     }
 
+    /// A Redis whose default user is off: only `user` with `password` gets in.
+    pub fn start_with_user(user: &str, password: &str) -> Self {
+        let mut server = Self::new(None);
+        server.user = Some((user.to_owned(), password.to_owned()));
+        server.run();
+        server
+    }
+
     fn start_with(tls: Option<TlsFiles>) -> Self {
+        let mut server = Self::new(tls);
+        server.run();
+        server
+    }
+
+    fn new(tls: Option<TlsFiles>) -> Self {
         let installed = Command::new("redis-server")
             .arg("--version")
             .output()
@@ -75,14 +91,13 @@ impl RedisServer {
             .unwrap()
             .port();
         let log = std::env::temp_dir().join(format!("redis-{}.log", uuid::Uuid::new_v4()));
-        let mut server = Self {
+        Self {
             port,
             child: None,
             tls,
+            user: None,
             log,
-        };
-        server.run();
-        server
+        }
     }
 
     pub fn url(&self) -> String {
@@ -115,6 +130,16 @@ impl RedisServer {
                 "no",
             ]),
         };
+        if let Some((user, password)) = &self.user {
+            command.args(["--user", "default", "off"]).args([
+                "--user",
+                user,
+                "on",
+                &format!(">{password}"),
+                "~*",
+                "+@all",
+            ]);
+        }
         let log = std::fs::File::create(&self.log).unwrap();
         let child = command
             .args(["--bind", "127.0.0.1"])
@@ -141,8 +166,9 @@ impl RedisServer {
         }
     }
 
-    /// Whether a Redis (not any listener) answers on the port: `PING` gets `+PONG`. A TLS-only
-    /// server cannot be pinged in clear text; it answers once it accepts a connection.
+    /// Whether a Redis (not any listener) answers on the port: `PING` gets `+PONG` (`-NOAUTH…`
+    /// when the default user is off). A TLS-only server cannot be pinged in clear text; it
+    /// answers once it accepts a connection.
     fn answers(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
@@ -154,7 +180,7 @@ impl RedisServer {
         let mut reply = [0u8; 7];
         stream.write_all(b"PING\r\n").is_ok()
             && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+            && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
     }
 
     pub fn stop(&mut self) {
