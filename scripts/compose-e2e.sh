@@ -127,6 +127,23 @@ PY
 # get URL -> sets status and body
 get() { body=$(curl -s -m 10 -o /dev/stdout -w '\n%{http_code}' "$@") || true; status=${body##*$'\n'}; body=${body%$'\n'*}; }
 
+echo "== /metrics only on its own port, inside the network"
+for service in webapp authorization-server resource-server; do
+  id=$(container "$service")
+  ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$id")
+  status=$(curl -s "${tls[@]}" -o /dev/null -w '%{http_code}' --resolve "$service:9090:$ip" \
+    "https://$service:9090/metrics") || true
+  [ "$status" = 200 ] || fail "$service: /metrics on its metrics port answered $status"
+done
+for port in 8081 8082 8443; do
+  status=$(curl -s "${tls[@]}" -o /dev/null -w '%{http_code}' "https://localhost:$port/metrics") || true
+  [ "$status" = 404 ] || fail "/metrics on the published port $port answered $status (expected 404)"
+done
+status=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:8080/metrics") || true
+[ "$status" = 404 ] || fail "/metrics on the published port 8080 answered $status (expected 404)"
+if curl -s -m 2 -o /dev/null "http://127.0.0.1:9090/metrics"; then fail "the metrics port is published"; fi
+echo "/metrics: 200 on each container's port 9090 (not published), 404 on 8080, 8081, 8082, 8443"
+
 echo "== TLS on every hop: a capture of the compose network during full calls"
 network=$(docker inspect -f '{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}' "$(container webapp)")
 bridge="br-$(docker network inspect -f '{{.Id}}' "$network" | cut -c1-12)"

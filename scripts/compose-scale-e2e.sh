@@ -99,9 +99,12 @@ for from in 0 1; do
   echo "a code issued by replica $from: redeemed at replica $to (200), replayed at replica $from (400)"
 done
 
-# tokens_issued INDEX: access tokens that replica has issued (its /metrics)
+# tokens_issued INDEX: access tokens that replica has issued (its /metrics, on the metrics port
+# that only the compose network reaches)
 tokens_issued() {
-  curl -s "$(replica_url "$1" /metrics)" |
+  local ip
+  ip=$(docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "${replicas[$1]}")
+  curl -s --resolve "authorization-server:9090:$ip" "https://authorization-server:9090/metrics" |
     awk '/^oauth_access_tokens_issued_total/ { sum += $2 } END { print sum + 0 }'
 }
 echo "== 40 calls through the webapp"

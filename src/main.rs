@@ -85,7 +85,9 @@ async fn run_one<S: Service>(
     tls: &Option<ServerTlsConfig>,
     shutdown: &CancellationToken,
 ) -> Result<(), BoxError> {
-    let result = bind_and_serve::<S>(config, tls.clone(), shutdown.clone().cancelled_owned()).await;
+    // `/metrics` stays on each API port here: one METRICS_LISTEN_ADDR cannot serve three services.
+    let stop = shutdown.clone().cancelled_owned();
+    let result = bind_and_serve::<S>(config, tls.clone(), None, stop).await;
     if let Err(err) = &result {
         tracing::error!(service = S::NAME, error = %err, "service stopped; stopping the others");
         shutdown.cancel();

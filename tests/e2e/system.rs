@@ -44,7 +44,11 @@ fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> 
     let tls = ServerTlsConfig::from_env(&env)
         .unwrap()
         .map(|tls| TlsAcceptor::load(&tls).unwrap());
-    let listener = Listeners::from(Listener { tcp: listener, tls });
+    let listener = Listeners::from(Listener {
+        tcp: listener,
+        tls,
+        role: common::server::Role::All,
+    });
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
     tokio::spawn(async move { S::serve(listener, config, shutdown).await.unwrap() });

@@ -3,12 +3,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::response::IntoResponse;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::Service;
+use tower::{Service, ServiceExt};
 
 use crate::tls::TlsAcceptor;
 
@@ -34,15 +35,43 @@ impl Default for Limits {
     }
 }
 
-/// A bound socket and how it speaks: plain HTTP, or HTTPS with `tls`.
+/// A bound socket, how it speaks (plain HTTP, or HTTPS with `tls`) and what it serves.
 pub struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<TlsAcceptor>,
+    pub role: Role,
 }
+
+/// Which of the service's routes a listener answers; the others get the JSON 404.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Every route (the default, and the embedded default's only kind).
+    All,
+    /// Every route but `/metrics`, which a [`Role::Metrics`] listener serves instead.
+    Api,
+    /// `/metrics` only: a port for the scraper, kept off the public route (`METRICS_LISTEN_ADDR`).
+    Metrics,
+}
+
+impl Role {
+    fn serves(self, path: &str) -> bool {
+        match self {
+            Role::All => true,
+            Role::Api => path != METRICS_PATH,
+            Role::Metrics => path == METRICS_PATH,
+        }
+    }
+}
+
+const METRICS_PATH: &str = "/metrics";
 
 impl From<TcpListener> for Listener {
     fn from(tcp: TcpListener) -> Self {
-        Self { tcp, tls: None }
+        Self {
+            tcp,
+            tls: None,
+            role: Role::All,
+        }
     }
 }
 
@@ -121,7 +150,11 @@ async fn accept_loop(
     graceful: Arc<GracefulShutdown>,
     stop: tokio_util::sync::CancellationToken,
 ) {
-    let Listener { tcp: listener, tls } = listener;
+    let Listener {
+        tcp: listener,
+        tls,
+        role,
+    } = listener;
     // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     loop {
@@ -138,7 +171,18 @@ async fn accept_loop(
             () = stop.cancelled() => return,
         };
         let Ok(service) = make_service.call(peer).await;
-        let service = TowerToHyperService::new(service);
+        let service = TowerToHyperService::new(tower::service_fn(
+            move |request: http::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                async move {
+                    if role.serves(request.uri().path()) {
+                        service.oneshot(request).await
+                    } else {
+                        Ok(crate::openapi::not_found().await.into_response())
+                    }
+                }
+            },
+        ));
         let watcher = graceful.watcher();
         let Some(tls) = tls.clone() else {
             let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
@@ -204,6 +248,49 @@ mod tests {
             limits,
         ));
         addr
+    }
+
+    /// With a metrics listener, `/metrics` is answered there and only there (JSON 404 elsewhere),
+    /// and the API only on the API listener.
+    #[tokio::test]
+    async fn a_metrics_listener_takes_metrics_off_the_api_port() {
+        let router = Observability::new("roles-test")
+            .unwrap()
+            .wrap(Router::new().route("/healthz", get(|| async { "ok" })));
+        let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
+        let (api, metrics) = (bind().await, bind().await);
+        let (api_addr, metrics_addr) = (api.local_addr().unwrap(), metrics.local_addr().unwrap());
+        let listeners = Listeners(vec![
+            Listener {
+                tcp: api,
+                tls: None,
+                role: Role::Api,
+            },
+            Listener {
+                tcp: metrics,
+                tls: None,
+                role: Role::Metrics,
+            },
+        ]);
+        tokio::spawn(serve(listeners, router, std::future::pending()));
+        let status = |addr: SocketAddr, path: &'static str| async move {
+            reqwest::get(format!("http://{addr}{path}"))
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        assert_eq!(status(api_addr, "/healthz").await, 200);
+        assert_eq!(status(api_addr, "/metrics").await, 404);
+        assert_eq!(status(metrics_addr, "/metrics").await, 200);
+        assert_eq!(status(metrics_addr, "/healthz").await, 404);
+        let body: serde_json::Value = reqwest::get(format!("http://{api_addr}/metrics"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["error"], "not_found");
     }
 
     #[tokio::test]

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
-use crate::server::{Listener, Listeners};
+use crate::server::{Listener, Listeners, Role};
 use crate::tls::{ServerTlsConfig, TlsAcceptor};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,9 +45,13 @@ pub fn run_main<S: Service>() -> ExitCode {
         return make_certs(S::NAME);
     }
     let env = Env::process();
-    let (config, tls) = match S::config(&env).and_then(|config| {
+    let (config, tls, metrics_addr) = match S::config(&env).and_then(|config| {
         let tls = ServerTlsConfig::from_env(&env)?;
-        Ok((config, tls))
+        let metrics_addr = match env.get(METRICS_LISTEN_ADDR) {
+            Some(_) => Some(env.socket_addr(METRICS_LISTEN_ADDR, "")?),
+            None => None,
+        };
+        Ok((config, tls, metrics_addr))
     }) {
         Ok(configs) => configs,
         Err(err) => {
@@ -74,7 +78,8 @@ pub fn run_main<S: Service>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bind_and_serve::<S>(config, tls, crate::signals::shutdown())) {
+    let serving = bind_and_serve::<S>(config, tls, metrics_addr, crate::signals::shutdown());
+    match runtime.block_on(serving) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!(service = S::NAME, error = %err, "stopped with an error");
@@ -83,12 +88,18 @@ pub fn run_main<S: Service>() -> ExitCode {
     }
 }
 
+/// `METRICS_LISTEN_ADDR`: where a service binary serves `/metrics`, apart from its API (the
+/// embedded default keeps `/metrics` on each API port).
+pub const METRICS_LISTEN_ADDR: &str = "METRICS_LISTEN_ADDR";
+
 /// Binds the configured address and serves until `shutdown` completes: HTTPS when `tls` names a
-/// certificate (reloaded on change and on SIGHUP), plain HTTP otherwise. Runs in a `service` span,
+/// certificate (reloaded on change and on SIGHUP), plain HTTP otherwise. With `metrics_addr`,
+/// `/metrics` is served there (with the same TLS) and nowhere else. Runs in a `service` span,
 /// so that the lines written outside requests (start-up, background tasks) name their service too.
 pub async fn bind_and_serve<S: Service>(
     config: S::Config,
     tls: Option<ServerTlsConfig>,
+    metrics_addr: Option<SocketAddr>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let span = tracing::info_span!("service", service = S::NAME);
@@ -101,9 +112,17 @@ pub async fn bind_and_serve<S: Service>(
             }
             None => None,
         };
-        let mut listeners = vec![bind::<S>(S::listen_addr(&config), acceptor).await?];
+        let api = if metrics_addr.is_some() {
+            Role::Api
+        } else {
+            Role::All
+        };
+        let mut listeners = vec![bind::<S>(S::listen_addr(&config), acceptor.clone(), api).await?];
         if let Some(addr) = S::plain_listen_addr(&config) {
-            listeners.push(bind::<S>(addr, None).await?);
+            listeners.push(bind::<S>(addr, None, api).await?);
+        }
+        if let Some(addr) = metrics_addr {
+            listeners.push(bind::<S>(addr, acceptor, Role::Metrics).await?);
         }
         S::serve(Listeners(listeners), config, shutdown).await
     }
@@ -114,13 +133,14 @@ pub async fn bind_and_serve<S: Service>(
 async fn bind<S: Service>(
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
+    role: Role,
 ) -> Result<Listener, BoxError> {
     let tcp = TcpListener::bind(addr)
         .await
         .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(service = S::NAME, %addr, scheme, "listening");
-    Ok(Listener { tcp, tls })
+    tracing::info!(service = S::NAME, %addr, scheme, role = ?role, "listening");
+    Ok(Listener { tcp, tls, role })
 }
 
 /// `<binary> certs [DIR]` (default `/certs`): see [`crate::dev_certs`].

@@ -320,6 +320,7 @@ mod tests {
         let listener = Listener {
             tcp,
             tls: Some(acceptor),
+            role: crate::server::Role::All,
         };
         tokio::spawn(serve_with_limits(
             listener,
@@ -385,6 +386,7 @@ mod tests {
         let tls = Listener {
             tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             tls: Some(TlsAcceptor::load(&files.config()).unwrap()),
+            role: crate::server::Role::All,
         };
         let plain = Listener::from(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         let (tls_addr, plain_addr) = (
