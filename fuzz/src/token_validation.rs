@@ -84,6 +84,11 @@ fn check_outcome(token: &str, now: Duration) -> Option<AccessTokenClaims> {
                 now < Duration::from_secs(claims.exp),
                 "accepted an expired token"
             );
+            assert!(
+                claims.iat <= now.as_secs(),
+                "accepted a token from the future"
+            );
+            assert!(!claims.jti.is_empty(), "accepted a token without a jti");
             let header = jsonwebtoken::decode_header(token).expect("a verified token has a header");
             assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
             assert!(header.typ.as_deref().is_some_and(is_access_token_type));
@@ -256,6 +261,7 @@ impl Structured {
             match value {
                 None => good = false,
                 Some(value) => {
+                    good &= name != "jti" || !value.is_empty();
                     claims.insert(name.into(), json!(value));
                 }
             }
@@ -263,6 +269,7 @@ impl Structured {
         match self.iat {
             None => good = false,
             Some(iat) => {
+                good &= iat <= now.as_secs();
                 claims.insert("iat".into(), json!(iat));
             }
         }

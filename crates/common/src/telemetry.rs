@@ -27,6 +27,41 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::config::{ConfigError, Env};
 use crate::error_reporting::{self, SentrySettings};
 
+/// The text format's fields, `name=value` separated by spaces with the message first, as tracing
+/// writes them, but with every control character escaped: a caller's text (a parameter name, a
+/// request id, an upstream's error) cannot end the line and forge the next one, nor send a
+/// terminal escape sequence. (JSON lines are escaped by JSON itself.)
+fn text_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
+    use tracing_subscriber::field::MakeExt;
+    tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
+        let text = format!("{value:?}");
+        let value = escape_controls(&text);
+        if field.name() == "message" {
+            write!(writer, "{value}")
+        } else {
+            write!(writer, "{field}={value}")
+        }
+    })
+    .delimited(" ")
+}
+
+/// `text` with each control character (CR, LF, ESC, …) written as its Rust escape (`\n`,
+/// `\u{1b}`).
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            escaped.extend(c.escape_default());
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
+}
+
 /// The target of the log line written when a handler panics: the panic itself already reached
 /// Sentry through the panic hook, so this line is not sent a second time.
 pub const PANIC_TARGET: &str = "panic";
@@ -94,6 +129,7 @@ where
     let fmt_layer = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stdout().is_terminal())
+            .fmt_fields(text_fields())
             .with_writer(writer)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -274,6 +310,31 @@ mod tests {
             .lines()
             .map(|line| serde_json::from_str(line).unwrap())
             .collect()
+    }
+
+    /// CR, LF and ESC in a caller's text cannot forge a line or reach a terminal, whether they
+    /// come as a field, the message or a span field.
+    #[test]
+    fn text_lines_escape_control_characters() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(text_fields())
+                .with_writer(move || writer.clone()),
+        );
+        let forged = "x\n2026-11-30T00:00:00Z  INFO FAKE=1\r\u{1b}[2J";
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", request_id = %forged);
+            let _entered = span.enter();
+            tracing::info!(param = %forged, user = forged, "refused {forged}");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+        assert_eq!(text.matches("x\\n2026").count(), 4, "{text}");
+        assert!(text.contains("param=x\\n"), "{text}");
     }
 
     #[test]

@@ -12,7 +12,9 @@
 //! - `exp` is checked by us, not by jsonwebtoken, against the injected clock with sub-second
 //!   precision and [`EXPIRY_LEEWAY`] = 0: a token is refused as soon as `now >= exp`
 //!   (jsonwebtoken compares whole seconds against the system clock and would accept a token up
-//!   to 1 s late).
+//!   to 1 s late);
+//! - `iat` and a non-empty `jti` are required (RFC 9068 §2.2), and a token issued after `now` (in
+//!   whole seconds, as `iat` is) is refused: no clock of ours can have issued it.
 
 use std::time::Duration;
 
@@ -113,6 +115,10 @@ impl TokenValidator {
             .map_err(|err| token_error(err.kind()))?;
         self.check_header(&data.header)?;
         check_expiry(data.claims.exp, now)?;
+        check_issued_at(data.claims.iat, now)?;
+        if data.claims.jti.is_empty() {
+            return Err(Error::InvalidToken("the token has no jti"));
+        }
         Ok(data.claims)
     }
 
@@ -178,6 +184,15 @@ impl TokenValidator {
 pub fn check_expiry(exp: u64, now: Duration) -> Result<(), Error> {
     if now >= Duration::from_secs(exp).saturating_add(EXPIRY_LEEWAY) {
         return Err(Error::InvalidToken("the token has expired"));
+    }
+    Ok(())
+}
+
+/// `iat` is whole seconds: a token issued within the current second is fine, one from a later
+/// second is not.
+pub fn check_issued_at(iat: u64, now: Duration) -> Result<(), Error> {
+    if iat > now.as_secs() {
+        return Err(Error::InvalidToken("the token was issued in the future"));
     }
     Ok(())
 }
@@ -495,6 +510,49 @@ mod tests {
             expired
         );
         assert_eq!(EXPIRY_LEEWAY, Duration::ZERO);
+    }
+
+    /// RFC 9068 §2.2 / RFC 8725: `iat` and `jti` are required, and a token from a later second
+    /// than now is refused.
+    #[test]
+    fn iat_and_jti_are_required_and_iat_may_not_lie_ahead() {
+        let f = fixture();
+        let mut future = claims();
+        future.iat = NOW + 1;
+        future.exp = NOW + 6;
+        let token = sign(&f, &header(), &future);
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(NOW, 999))
+                .unwrap_err(),
+            Error::InvalidToken("the token was issued in the future")
+        );
+        // within its own second it is fine
+        assert!(f
+            .validator
+            .verify(&token, &f.decoding, at(NOW + 1, 0))
+            .is_ok());
+
+        let mut no_jti = claims();
+        no_jti.jti = String::new();
+        let token = sign(&f, &header(), &no_jti);
+        assert_eq!(
+            f.validator
+                .verify(&token, &f.decoding, at(NOW, 0))
+                .unwrap_err(),
+            Error::InvalidToken("the token has no jti")
+        );
+
+        for missing in ["iat", "jti"] {
+            let mut claims = serde_json::to_value(claims()).unwrap();
+            claims.as_object_mut().unwrap().remove(missing);
+            let token = sign(&f, &header(), &claims);
+            let err = f
+                .validator
+                .verify(&token, &f.decoding, at(NOW, 0))
+                .unwrap_err();
+            assert!(matches!(err, Error::InvalidToken(_)), "{missing}: {err:?}");
+        }
     }
 
     #[test]
