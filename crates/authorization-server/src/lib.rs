@@ -84,12 +84,13 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
         }
         None => Arc::new(MemoryCodeStore::new()),
     };
+    let throttle = ClientAuthThrottle::new(&config.client.id);
     Ok(App {
         config,
         keys,
         store,
         clock,
-        throttle: ClientAuthThrottle::new(),
+        throttle,
         observability,
         metrics,
     })

@@ -3,8 +3,16 @@
 //! one address, that address must wait before its next attempt for this client, whatever it sends,
 //! so that the answer never tells a good guess from a bad one. The wait doubles with every further
 //! failure, up to a cap. Another address is not affected, so an attacker cannot lock the real
-//! client out from elsewhere; one success clears the count. Entries are forgotten after
-//! [`FORGET_AFTER`] without failures, and at most [`MAX_TRACKED`] are kept.
+//! client out from elsewhere; one success clears the count.
+//!
+//! What an unauthenticated caller can make it hold is small and fixed. The claimed client id is
+//! never kept: an entry is for the registered client or for "any other id" (there is no secret to
+//! guess for an id nobody registered), so junk ids from one address make one entry, whatever
+//! their number and length. Entries are forgotten after [`FORGET_AFTER`] without failures, and at
+//! most [`MAX_TRACKED`] are kept: when the table is full, the oldest quarter of the entries *not
+//! waiting out a lock* makes room at once (so a flood costs constant time per failure), and junk
+//! failures cannot push out a lock before it ends. A table full of running locks records no new
+//! entry until one ends (and says so in the log).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,9 +26,13 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 pub const MAX_TRACKED: usize = 10_000;
 
-#[derive(Debug, Default)]
+/// Whether the claimed client id is the registered one, and the source address.
+type Key = (bool, IpAddr);
+
+#[derive(Debug)]
 pub struct ClientAuthThrottle {
-    entries: Mutex<HashMap<(String, IpAddr), Entry>>,
+    entries: Mutex<HashMap<Key, Entry>>,
+    registered_id: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -31,24 +43,32 @@ struct Entry {
 }
 
 impl ClientAuthThrottle {
-    pub fn new() -> Self {
-        Self::default()
+    /// A throttle for the client registered as `registered_id`.
+    pub fn new(registered_id: &str) -> Self {
+        Self {
+            entries: Mutex::default(),
+            registered_id: registered_id.to_owned(),
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, IpAddr), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Entry>> {
         self.entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn key(&self, client_id: &str, peer: IpAddr) -> Key {
+        (client_id == self.registered_id, peer)
+    }
+
     /// `Err(wait)` when this address must wait before trying this client's secret again.
     pub fn check(&self, client_id: &str, peer: IpAddr, now: SystemTime) -> Result<(), Duration> {
         let entries = self.lock();
-        // The usual case, every token request: nothing has failed. Skip building the owned key.
+        // The usual case, every token request: nothing has failed.
         if entries.is_empty() {
             return Ok(());
         }
-        match entries.get(&(client_id.to_owned(), peer)) {
+        match entries.get(&self.key(client_id, peer)) {
             Some(entry) if now < entry.blocked_until => {
                 Err(entry.blocked_until.duration_since(now).unwrap_or_default())
             }
@@ -57,27 +77,24 @@ impl ClientAuthThrottle {
     }
 
     pub fn record_failure(&self, client_id: &str, peer: IpAddr, now: SystemTime) {
+        let key = self.key(client_id, peer);
         let mut entries = self.lock();
-        if entries.len() >= MAX_TRACKED {
+        if entries.len() >= MAX_TRACKED && !entries.contains_key(&key) {
             entries.retain(|_, entry| since(entry.last_failure, now) < FORGET_AFTER);
-            if entries.len() >= MAX_TRACKED {
-                // Still full: forget the oldest, rather than grow without bound.
-                if let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, entry)| entry.last_failure)
-                    .map(|(key, _)| key.clone())
-                {
-                    entries.remove(&oldest);
-                }
+            if entries.len() >= MAX_TRACKED && !make_room(&mut entries, now) {
+                tracing::warn!(
+                    tracked = entries.len(),
+                    "the client-authentication throttle is full of running locks; this failure \
+                     is not recorded"
+                );
+                return;
             }
         }
-        let entry = entries
-            .entry((client_id.to_owned(), peer))
-            .or_insert(Entry {
-                failures: 0,
-                last_failure: now,
-                blocked_until: now,
-            });
+        let entry = entries.entry(key).or_insert(Entry {
+            failures: 0,
+            last_failure: now,
+            blocked_until: now,
+        });
         if since(entry.last_failure, now) >= FORGET_AFTER {
             entry.failures = 0;
         }
@@ -89,9 +106,28 @@ impl ClientAuthThrottle {
     pub fn record_success(&self, client_id: &str, peer: IpAddr) {
         let mut entries = self.lock();
         if !entries.is_empty() {
-            entries.remove(&(client_id.to_owned(), peer));
+            entries.remove(&self.key(client_id, peer));
         }
     }
+}
+
+/// Drops the oldest quarter of the entries not waiting out a lock (at least one); false when every
+/// entry is a running lock.
+fn make_room(entries: &mut HashMap<Key, Entry>, now: SystemTime) -> bool {
+    let mut unlocked: Vec<(SystemTime, Key)> = entries
+        .iter()
+        .filter(|(_, entry)| entry.blocked_until <= now)
+        .map(|(key, entry)| (entry.last_failure, *key))
+        .collect();
+    if unlocked.is_empty() {
+        return false;
+    }
+    let count = (MAX_TRACKED / 4).clamp(1, unlocked.len());
+    unlocked.select_nth_unstable(count - 1);
+    for (_, key) in &unlocked[..count] {
+        entries.remove(key);
+    }
+    true
 }
 
 /// Time from `earlier` to `now`; zero if the clock went backwards.
@@ -123,7 +159,7 @@ mod tests {
 
     #[test]
     fn an_address_that_keeps_failing_must_wait() {
-        let throttle = ClientAuthThrottle::new();
+        let throttle = ClientAuthThrottle::new("1234");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for _ in 0..FREE_FAILURES {
             assert_eq!(throttle.check("1234", ATTACKER, now), Ok(()));
@@ -140,7 +176,7 @@ mod tests {
 
     #[test]
     fn the_real_client_elsewhere_is_not_locked_out() {
-        let throttle = ClientAuthThrottle::new();
+        let throttle = ClientAuthThrottle::new("1234");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for _ in 0..50 {
             throttle.record_failure("1234", ATTACKER, now);
@@ -151,7 +187,7 @@ mod tests {
 
     #[test]
     fn a_success_clears_the_count_and_time_forgets_it() {
-        let throttle = ClientAuthThrottle::new();
+        let throttle = ClientAuthThrottle::new("1234");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for _ in 0..FREE_FAILURES + 1 {
             throttle.record_failure("1234", WEBAPP, now);
@@ -168,12 +204,69 @@ mod tests {
 
     #[test]
     fn memory_stays_bounded() {
-        let throttle = ClientAuthThrottle::new();
+        let throttle = ClientAuthThrottle::new("1234");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         for i in 0..(MAX_TRACKED as u32 + 100) {
             let peer = IpAddr::V4(std::net::Ipv4Addr::from(i));
             throttle.record_failure("1234", peer, now);
         }
         assert!(throttle.lock().len() <= MAX_TRACKED);
+    }
+
+    /// 100,000 failures with distinct 16 KB client ids from one address: one entry for all of
+    /// them (no id is kept), and the lock of the real client id from that address stays.
+    #[test]
+    fn junk_client_ids_neither_grow_the_table_nor_lift_a_lock() {
+        let throttle = ClientAuthThrottle::new("1234");
+        let mut now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for _ in 0..8 {
+            throttle.record_failure("1234", ATTACKER, now);
+        }
+        // locked for 8 s after the 8th failure
+        let lock_ends = now + wait_after(8);
+        let mut junk = "j".repeat(16 * 1024);
+        for i in 0..100_000u32 {
+            junk.replace_range(..10, &format!("{i:010}"));
+            throttle.record_failure(&junk, ATTACKER, now);
+            if i % 10_000 == 0 {
+                now += Duration::from_millis(500);
+                if now < lock_ends {
+                    assert!(
+                        throttle.check("1234", ATTACKER, now).is_err(),
+                        "the lock was lifted after {i} junk failures"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            throttle.lock().len(),
+            2,
+            "the real client's entry and the junk one"
+        );
+        assert!(throttle.check("1234", ATTACKER, now).is_err());
+    }
+
+    /// From many addresses: a full table makes room among the entries without a running lock,
+    /// never by lifting one; full of locks, it records nothing new.
+    #[test]
+    fn a_table_full_of_locks_keeps_them() {
+        let throttle = ClientAuthThrottle::new("1234");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        for i in 0..MAX_TRACKED as u32 {
+            let peer = IpAddr::V4(std::net::Ipv4Addr::from(i));
+            for _ in 0..FREE_FAILURES {
+                throttle.record_failure("1234", peer, now);
+            }
+        }
+        let newcomer = IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9));
+        throttle.record_failure("1234", newcomer, now);
+        assert_eq!(throttle.lock().len(), MAX_TRACKED);
+        let first = IpAddr::V4(std::net::Ipv4Addr::from(0));
+        assert!(throttle.check("1234", first, now).is_err());
+
+        // once the locks have run out, the oldest quarter makes room for a newcomer
+        let later = now + MAX_WAIT;
+        throttle.record_failure("1234", newcomer, later);
+        assert_eq!(throttle.lock().len(), MAX_TRACKED - MAX_TRACKED / 4 + 1);
     }
 }
