@@ -151,7 +151,7 @@ impl App {
             Redemption::Redeemed(grant) => grant,
             Redemption::AlreadyRedeemed => {
                 // Tokens already issued from this code are self-contained and live 5 s: they
-                // can't be revoked, a documented choice (DESIGN.md "Authorization codes").
+                // can't be revoked, a deliberate choice (README, "Design decisions").
                 tracing::warn!("replayed authorization code refused");
                 return Err(Error::Token(OAuthError::invalid_grant(
                     "the code was already used",

@@ -3,11 +3,10 @@
 //! half-loaded is ever used).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use jsonwebtoken::Algorithm;
-use tracing::Instrument;
 
 use crate::keys::{KeyRing, KeySet};
 use crate::metrics::Metrics;
@@ -21,39 +20,16 @@ pub fn spawn(
     every: Duration,
     metrics: Metrics,
 ) {
-    let ring = Arc::downgrade(ring);
-    let hangups = common::signals::hangups();
     // Taken now, right after the keys were loaded, not when the task first runs: a change made
     // in between is seen as one.
     let seen = fingerprint(&dir);
-    tokio::spawn(
-        async move { reload_loop(ring, dir, algorithm, every, seen, hangups, metrics).await }
-            .instrument(tracing::Span::current()),
-    );
-}
-
-async fn reload_loop(
-    ring: Weak<KeyRing>,
-    dir: PathBuf,
-    algorithm: Algorithm,
-    every: Duration,
-    mut seen: Fingerprint,
-    mut hangups: common::signals::Hangups,
-    metrics: Metrics,
-) {
-    let mut tick = tokio::time::interval(every);
-    loop {
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            () = common::signals::next_hangup(&mut hangups) => true,
-        };
-        let Some(ring) = ring.upgrade() else { return };
-        let now = fingerprint(&dir);
-        if !forced && now == seen {
-            continue;
-        }
-        seen = now;
-        match KeySet::load_dir(&dir, algorithm) {
+    let watched = dir.clone();
+    common::signals::spawn_reloader(
+        ring,
+        every,
+        seen,
+        move || fingerprint(&watched),
+        move |ring: &KeyRing| match KeySet::load_dir(&dir, algorithm) {
             Ok(set) => {
                 tracing::info!(
                     service = crate::SERVICE_NAME,
@@ -72,15 +48,13 @@ async fn reload_loop(
                 );
                 metrics.key_reload(false);
             }
-        }
-    }
+        },
+    );
 }
 
 /// Names, sizes and modification times of the directory's files: changes when a key is added,
 /// removed or rewritten, or `ACTIVE` is.
-type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
-
-fn fingerprint(dir: &Path) -> Fingerprint {
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };

@@ -1,5 +1,10 @@
 //! The signals a service answers: Ctrl-C and SIGTERM stop it, SIGHUP reloads its keys and
-//! certificates at once.
+//! certificates at once ([`spawn_reloader`], which also polls for changes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::Instrument;
 
 /// Completes on Ctrl-C or SIGTERM (what `docker stop` sends to PID 1).
 pub async fn shutdown() {
@@ -30,15 +35,51 @@ pub async fn shutdown() {
     tracing::info!("shutting down");
 }
 
+/// Reloads what `owner` holds from files: `reload` runs when `fingerprint()` differs from the
+/// last one seen (checked every `every`, the first time one period from now) and at once on
+/// SIGHUP. `seen` is the fingerprint of what `owner` was loaded from, taken before that load, so
+/// that a change made since is not missed. SIGHUP is handled from the moment this returns; the
+/// task stops once `owner` is dropped, and its log lines keep the fields of the current span.
+/// Call within a Tokio runtime.
+pub fn spawn_reloader<T, F>(
+    owner: &Arc<T>,
+    every: Duration,
+    mut seen: F,
+    fingerprint: impl Fn() -> F + Send + 'static,
+    reload: impl Fn(&T) + Send + 'static,
+) where
+    T: Send + Sync + 'static,
+    F: PartialEq + Send + 'static,
+{
+    let owner = Arc::downgrade(owner);
+    let mut hangups = hangups();
+    let watching = async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                () = next_hangup(&mut hangups) => true,
+            };
+            let Some(owner) = owner.upgrade() else { return };
+            let now = fingerprint();
+            if forced || now != seen {
+                seen = now;
+                reload(&owner);
+            }
+        }
+    };
+    tokio::spawn(watching.instrument(tracing::Span::current()));
+}
+
 /// A SIGHUP listener, installed when created (a SIGHUP after that is never lost, nor fatal).
 #[cfg(unix)]
-pub type Hangups = Option<tokio::signal::unix::Signal>;
+type Hangups = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
-pub type Hangups = Option<()>;
+type Hangups = Option<()>;
 
 /// Starts listening for SIGHUP; call within a Tokio runtime. `None` (polling only) if it cannot.
 #[cfg(unix)]
-pub fn hangups() -> Hangups {
+fn hangups() -> Hangups {
     use tokio::signal::unix::{signal, SignalKind};
     signal(SignalKind::hangup())
         .inspect_err(|err| tracing::warn!(error = %err, "cannot listen for SIGHUP; polling only"))
@@ -46,12 +87,12 @@ pub fn hangups() -> Hangups {
 }
 
 #[cfg(not(unix))]
-pub fn hangups() -> Hangups {
+fn hangups() -> Hangups {
     None
 }
 
 /// Completes on the next SIGHUP; never, without a listener.
-pub async fn next_hangup(hangups: &mut Hangups) {
+async fn next_hangup(hangups: &mut Hangups) {
     #[cfg(unix)]
     if let Some(signal) = hangups {
         if signal.recv().await.is_some() {

@@ -6,14 +6,13 @@
 //! images; aws-lc-rs, rustls' default, would add cmake and minutes to every cold build.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
 
@@ -135,48 +134,26 @@ impl TlsAcceptor {
     /// `reload_every`) and on SIGHUP; a pair that does not load keeps the current one. Stops when
     /// every clone of this acceptor is dropped. Call within a Tokio runtime.
     pub fn spawn_reloader(&self, config: ServerTlsConfig) {
-        let certificate = Arc::downgrade(&self.certificate);
-        let hangups = crate::signals::hangups();
-        tokio::spawn(
-            reload_loop(certificate, config, self.loaded, hangups)
-                .instrument(tracing::Span::current()),
+        let (cert_file, key_file) = (config.cert_file.clone(), config.key_file.clone());
+        crate::signals::spawn_reloader(
+            &self.certificate,
+            config.reload_every,
+            self.loaded,
+            move || fingerprint(&[&cert_file, &key_file]),
+            move |certificate: &CurrentCertificate| match load_certified_key(
+                &config.cert_file,
+                &config.key_file,
+            ) {
+                Ok(key) => {
+                    certificate.replace(key);
+                    tracing::info!(cert = %config.cert_file.display(), "TLS certificate reloaded");
+                }
+                Err(err) => tracing::error!(
+                    error = %err,
+                    "TLS certificate not reloaded; keeping the current one"
+                ),
+            },
         );
-    }
-}
-
-async fn reload_loop(
-    certificate: Weak<CurrentCertificate>,
-    config: ServerTlsConfig,
-    mut seen: u64,
-    mut hangups: crate::signals::Hangups,
-) {
-    let files = [config.cert_file.as_path(), config.key_file.as_path()];
-    // The first check one period after the load, not at once.
-    let first = tokio::time::Instant::now() + config.reload_every;
-    let mut tick = tokio::time::interval_at(first, config.reload_every);
-    loop {
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            () = crate::signals::next_hangup(&mut hangups) => true,
-        };
-        let Some(certificate) = certificate.upgrade() else {
-            return;
-        };
-        let now = fingerprint(&files);
-        if !forced && now == seen {
-            continue;
-        }
-        seen = now;
-        match load_certified_key(&config.cert_file, &config.key_file) {
-            Ok(key) => {
-                certificate.replace(key);
-                tracing::info!(cert = %config.cert_file.display(), "TLS certificate reloaded");
-            }
-            Err(err) => tracing::error!(
-                error = %err,
-                "TLS certificate not reloaded; keeping the current one"
-            ),
-        }
     }
 }
 

@@ -29,7 +29,7 @@ use crate::error::Error;
 /// A JWKS larger than this is refused (ours holds a handful of keys).
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
-/// Least RSA modulus size (RFC 7518 §3.3, RFC 7517 checklist in STANDARDS.md).
+/// Least RSA modulus size (RFC 7518 §3.3: 2048 bits at least).
 const MIN_RSA_MODULUS_BYTES: usize = 2048 / 8;
 
 type KeySet = HashMap<String, Arc<DecodingKey>>;
