@@ -9,7 +9,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::{Service, ServiceExt};
+use tower::Service;
 
 use crate::tls::TlsAcceptor;
 
@@ -140,6 +140,19 @@ pub async fn serve_with_limits(
     Ok(())
 }
 
+/// The JSON 404 for a route that this listener's role does not serve.
+async fn only_routes_of(
+    axum::extract::State(role): axum::extract::State<Role>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if role.serves(request.uri().path()) {
+        next.run(request).await
+    } else {
+        crate::openapi::not_found().await.into_response()
+    }
+}
+
 /// Accepts connections on one listener until `stop`; each is served in a task of its own,
 /// watched by the graceful shutdown.
 async fn accept_loop(
@@ -155,6 +168,14 @@ async fn accept_loop(
         tls,
         role,
     } = listener;
+    // A listener with a role answers the other routes 404: decided once here, per listener, so
+    // a listener serving every route (the usual case) pays nothing per request.
+    let router = match role {
+        Role::All => router,
+        Role::Api | Role::Metrics => {
+            router.layer(axum::middleware::from_fn_with_state(role, only_routes_of))
+        }
+    };
     // The peer address is known to handlers (`ConnectInfo`): throttling is per address.
     let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
     loop {
@@ -171,18 +192,7 @@ async fn accept_loop(
             () = stop.cancelled() => return,
         };
         let Ok(service) = make_service.call(peer).await;
-        let service = TowerToHyperService::new(tower::service_fn(
-            move |request: http::Request<hyper::body::Incoming>| {
-                let service = service.clone();
-                async move {
-                    if role.serves(request.uri().path()) {
-                        service.oneshot(request).await
-                    } else {
-                        Ok(crate::openapi::not_found().await.into_response())
-                    }
-                }
-            },
-        ));
+        let service = TowerToHyperService::new(service);
         let watcher = graceful.watcher();
         let Some(tls) = tls.clone() else {
             let connection = watcher.watch(http.serve_connection(TokioIo::new(stream), service));
