@@ -2,34 +2,19 @@
 //! hop of a full call (webapp → authorization server, resource server → JWKS, webapp → resource
 //! server) is TLS, and a client that does not trust the CA gets nowhere.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
-
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 use crate::system::System;
 
-/// A CA and one certificate for 127.0.0.1 and localhost, in a directory of their own.
+/// The development CA and certificates of the `certs` subcommand; the webapp's certificate (for
+/// `127.0.0.1` and `localhost`) serves all three here.
 struct Pki(PathBuf);
 
 impl Pki {
     fn new() -> Self {
         let dir = std::env::temp_dir().join(format!("e2e-pki-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir(&dir).unwrap();
-        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-        let key = KeyPair::generate().unwrap();
-        let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-        let leaf = CertificateParams::new(names)
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
-        let private = std::fs::Permissions::from_mode(0o600);
-        std::fs::set_permissions(dir.join("key.pem"), private).unwrap();
+        common::dev_certs::ensure(&dir).unwrap();
         Self(dir)
     }
 
@@ -48,8 +33,8 @@ impl Drop for Pki {
 async fn start() -> (System, Pki) {
     let pki = Pki::new();
     let system = System::start_tls(
-        &pki.file("cert.pem"),
-        &pki.file("key.pem"),
+        &pki.file("webapp.pem"),
+        &pki.file("webapp-key.pem"),
         &pki.file("ca.pem"),
     )
     .await;

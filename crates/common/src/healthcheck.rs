@@ -43,16 +43,12 @@ fn get_status(env: &Env, url: &str, target: SocketAddr) -> Result<u16, String> {
             .resolve(SERVER_NAME, target)
             .build()
             .map_err(|err| err.to_string())?;
-        let response = client.get(url).send().await.map_err(|err| {
-            // the source chain says why a handshake failed (an unknown issuer, a wrong name)
-            let mut message = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(cause) = source {
-                message.push_str(&format!(": {cause}"));
-                source = cause.source();
-            }
-            message
-        })?;
+        // the sources say why a handshake failed (an unknown issuer, a wrong name)
+        let response = client
+            .get(url)
+            .send()
+            .await
+            .map_err(|err| crate::http_client::failure(&err))?;
         Ok(response.status().as_u16())
     })
 }

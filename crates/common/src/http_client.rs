@@ -25,3 +25,22 @@ pub fn builder(timeout: Duration, extra_roots: &[reqwest::Certificate]) -> reqwe
         .pool_idle_timeout(Duration::from_secs(30))
         .tcp_nodelay(true)
 }
+
+/// Why a request failed: the error's sources (an unknown issuer, a refused connection, a
+/// timeout…), without the error's own text, which names the URL and so may carry query
+/// parameters.
+pub fn failure(err: &reqwest::Error) -> String {
+    let mut text = String::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
+    while let Some(err) = source {
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&err.to_string());
+        source = err.source();
+    }
+    if text.is_empty() {
+        text = "request failed".to_owned();
+    }
+    text
+}

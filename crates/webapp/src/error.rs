@@ -124,12 +124,12 @@ impl Error {
         if err.is_connect() {
             Error::Unreachable {
                 step,
-                detail: error_chain(err),
+                detail: common::http_client::failure(err),
             }
         } else if err.is_timeout() {
             Error::TimedOut { step }
         } else {
-            tracing::warn!(step = step.as_str(), error = %error_chain(err), "upstream call failed");
+            tracing::warn!(step = step.as_str(), error = %common::http_client::failure(err), "upstream call failed");
             Error::bad_answer(
                 step,
                 format!("the {} answer could not be read", step.upstream()),
@@ -207,23 +207,6 @@ pub(crate) fn clean(raw: &str, max: usize) -> String {
         .filter(|c| matches!(c, ' '..='~'))
         .take(max)
         .collect()
-}
-
-/// The error and its sources, without the URL (which may carry query parameters).
-fn error_chain(err: &reqwest::Error) -> String {
-    let mut text = String::new();
-    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(err);
-    while let Some(err) = source {
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&err.to_string());
-        source = err.source();
-    }
-    if text.is_empty() {
-        text = "request failed".to_owned();
-    }
-    text
 }
 
 /// Why the service could not be built from its configuration.
