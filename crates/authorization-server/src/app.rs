@@ -9,12 +9,13 @@ use common::{AccessTokenClaims, Clock};
 use serde::Serialize;
 
 use crate::authorize::{self, Granted, Refusal};
+use crate::authorize_rate::AuthorizeRateLimit;
 use crate::config::Config;
-use crate::error::{Error, OAuthError};
+use crate::error::{Error, ErrorCode, OAuthError};
 use crate::keys::KeyRing;
-use crate::metrics::Metrics;
+use crate::metrics::{CodeRefusal, Metrics};
 use crate::params::Params;
-use crate::store::{new_code, CodeHash, CodeStore, Redemption};
+use crate::store::{new_code, CodeHash, CodeStore, Grant, Redemption, StoreError};
 use crate::throttle::ClientAuthThrottle;
 use crate::token;
 
@@ -24,6 +25,7 @@ pub struct App {
     pub store: Arc<dyn CodeStore>,
     pub clock: Arc<dyn Clock>,
     pub throttle: ClientAuthThrottle,
+    pub authorize_rate: AuthorizeRateLimit,
     /// This service's metrics registry and HTTP metrics; [`App::metrics`] are registered in it.
     pub observability: common::observability::Observability,
     pub metrics: Metrics,
@@ -56,52 +58,28 @@ pub struct Metadata {
 }
 
 impl App {
-    /// Handles an authorization request; `Ok` is where to redirect the user agent (with a code
-    /// or with an error), `Err` an error the user must see without a redirect.
-    pub async fn authorize(&self, params: &Params) -> Result<String, Error> {
+    /// Handles an authorization request from `peer`; `Ok` is where to redirect the user agent
+    /// (with a code or with an error), `Err` an error the user must see without a redirect.
+    pub async fn authorize(&self, params: &Params, peer: IpAddr) -> Result<String, Error> {
         let client = &self.config.client;
         let issuer = &self.config.issuer;
         match authorize::authorize(params, client, &self.config.resource_server_public_url) {
             Ok(Granted { grant, state }) => {
                 record_client(&grant.client_id);
                 record_user(grant.user.as_str());
-                let code = new_code();
-                let stored = self
-                    .store
-                    .put(
-                        &CodeHash::of(&code),
-                        grant,
-                        self.clock.now(),
-                        self.config.code_ttl,
-                    )
-                    .await;
-                Ok(match stored {
-                    Ok(()) => {
-                        self.metrics.code_issued();
-                        // DEBUG: the request's INFO "request handled" line (route /authorize,
-                        // status 302, user_id, client_id) already says it, and the metric counts
-                        // it; the second INFO line per request cost ≈ 3 % of the server's CPU per call.
-                        tracing::debug!("authorization code issued");
-                        authorize::success_location(
-                            &client.redirect_uri,
-                            &code,
-                            state.as_deref(),
-                            issuer,
-                        )
-                    }
-                    Err(err) => {
-                        tracing::error!(error = %err, "cannot store the authorization code");
-                        let error = OAuthError::new(
-                            crate::error::ErrorCode::TemporarilyUnavailable,
-                            "the authorization server cannot issue codes right now; retry shortly",
-                        );
-                        authorize::error_location(
-                            &client.redirect_uri,
-                            &error,
-                            state.as_deref(),
-                            issuer,
-                        )
-                    }
+                Ok(match self.issue_code(grant, peer).await {
+                    Ok(code) => authorize::success_location(
+                        &client.redirect_uri,
+                        &code,
+                        state.as_deref(),
+                        issuer,
+                    ),
+                    Err(error) => authorize::error_location(
+                        &client.redirect_uri,
+                        &error,
+                        state.as_deref(),
+                        issuer,
+                    ),
                 })
             }
             Err(Refusal::ByRedirect { error, state }) => {
@@ -115,6 +93,54 @@ impl App {
                 ))
             }
             Err(Refusal::Direct(error)) => Err(Error::AuthorizeNoRedirect(error)),
+        }
+    }
+
+    /// A new code for `grant`, unless `peer` asks too fast or the store is full or down; the
+    /// refusal is told to the client as `temporarily_unavailable` (RFC 6749 §4.1.2.1).
+    async fn issue_code(&self, grant: Grant, peer: IpAddr) -> Result<String, OAuthError> {
+        let unavailable =
+            |description: &str| OAuthError::new(ErrorCode::TemporarilyUnavailable, description);
+        if !self.authorize_rate.allow(peer) {
+            self.metrics.code_refused(CodeRefusal::RateLimited);
+            return Err(unavailable(
+                "too many authorization requests from this address; retry shortly",
+            ));
+        }
+        let code = new_code();
+        let stored = self
+            .store
+            .put(
+                &CodeHash::of(&code),
+                grant,
+                self.clock.now(),
+                self.config.code_ttl,
+            )
+            .await;
+        match stored {
+            Ok(()) => {
+                self.metrics.code_issued();
+                // DEBUG: the request's INFO "request handled" line (route /authorize, status
+                // 302, user_id, client_id) already says it, and the metric counts it; the second
+                // INFO line per request cost ≈ 3 % of the server's CPU per call.
+                tracing::debug!("authorization code issued");
+                Ok(code)
+            }
+            Err(StoreError::Full(max_live_codes)) => {
+                // DEBUG, and counted: a flood would otherwise write a line per request.
+                tracing::debug!(max_live_codes, "the code store is full");
+                self.metrics.code_refused(CodeRefusal::StoreFull);
+                Err(unavailable(
+                    "the authorization server holds as many codes as it may; retry shortly",
+                ))
+            }
+            Err(err @ StoreError::Unavailable(_)) => {
+                tracing::error!(error = %err, "cannot store the authorization code");
+                self.metrics.code_refused(CodeRefusal::StoreUnavailable);
+                Err(unavailable(
+                    "the authorization server cannot issue codes right now; retry shortly",
+                ))
+            }
         }
     }
 

@@ -1,4 +1,5 @@
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -8,6 +9,7 @@ use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::authorize_rate::AuthorizeRate;
 use crate::client::RegisteredClient;
 
 /// Every setting of the authorization server, read once at start-up (see docs/configuration.md).
@@ -31,6 +33,10 @@ pub struct Config {
     pub redis_ca_file: Option<PathBuf>,
     pub access_token_ttl: Duration,
     pub code_ttl: Duration,
+    /// Codes issued and neither redeemed nor expired, at most (over all replicas with Redis).
+    pub max_live_codes: NonZeroUsize,
+    /// How fast one address may be issued codes.
+    pub authorize_rate: AuthorizeRate,
 }
 
 impl Config {
@@ -59,6 +65,8 @@ impl Config {
             redis_url,
             access_token_ttl: Duration::from_secs(env.seconds("ACCESS_TOKEN_TTL_SECONDS", 5)?),
             code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
+            max_live_codes: env.parse_or("MAX_LIVE_CODES", DEFAULT_MAX_LIVE_CODES)?,
+            authorize_rate: authorize_rate(env)?,
         })
     }
 
@@ -73,6 +81,25 @@ impl Config {
     pub fn jwks_uri(&self) -> String {
         format!("{}/.well-known/jwks.json", self.issuer)
     }
+}
+
+/// More than one address can hold at the default rate (1,000 a second for a 30 s TTL), so that one
+/// address alone cannot fill it; ≈ 35 MiB when full (the memory store).
+const DEFAULT_MAX_LIVE_CODES: NonZeroUsize = match NonZeroUsize::new(50_000) {
+    Some(max) => max,
+    None => NonZeroUsize::MIN,
+};
+
+/// `AUTHORIZE_RATE_PER_SECOND` (default 1,000: a webapp serving a thousand users a second from one
+/// address) and `AUTHORIZE_BURST` (default: the rate).
+fn authorize_rate(env: &Env) -> Result<AuthorizeRate, ConfigError> {
+    const DEFAULT_PER_SECOND: NonZeroU32 = match NonZeroU32::new(1_000) {
+        Some(rate) => rate,
+        None => NonZeroU32::MIN,
+    };
+    let per_second = env.parse_or("AUTHORIZE_RATE_PER_SECOND", DEFAULT_PER_SECOND)?;
+    let burst = env.parse_or("AUTHORIZE_BURST", per_second)?;
+    Ok(AuthorizeRate { per_second, burst })
 }
 
 fn signing_keys_dir(env: &Env) -> Result<Option<PathBuf>, ConfigError> {

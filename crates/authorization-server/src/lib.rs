@@ -3,6 +3,7 @@
 
 mod app;
 mod authorize;
+mod authorize_rate;
 mod client;
 pub mod config;
 mod error;
@@ -42,6 +43,7 @@ use common::{Clock, SystemClock};
 use secrecy::ExposeSecret;
 
 pub use crate::app::App;
+use crate::authorize_rate::AuthorizeRateLimit;
 pub use crate::client::RegisteredClient;
 pub use crate::config::Config;
 use crate::keys::{KeyRing, KeySet, SigningKey};
@@ -78,19 +80,21 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
                 })?),
                 None => None,
             };
-            let store = RedisCodeStore::new(url.expose_secret(), ca)
+            let store = RedisCodeStore::new(url.expose_secret(), ca, config.max_live_codes.get())
                 .map_err(|err| format!("REDIS_URL: {err}"))?;
             Arc::new(store)
         }
-        None => Arc::new(MemoryCodeStore::new()),
+        None => Arc::new(MemoryCodeStore::new(config.max_live_codes.get())),
     };
     let throttle = ClientAuthThrottle::new(&config.client.id);
+    let authorize_rate = AuthorizeRateLimit::new(config.authorize_rate, clock.clone());
     Ok(App {
         config,
         keys,
         store,
         clock,
         throttle,
+        authorize_rate,
         observability,
         metrics,
     })

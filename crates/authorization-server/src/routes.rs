@@ -39,7 +39,7 @@ const JWKS_MAX_AGE: &str = "public, max-age=60";
         ("login_hint" = UserName, Query, description = "The user the code is issued for."),
     ),
     responses(
-        (status = 302, description = "To the client's redirect URI with `code`, `state` and `iss`, or with `error` (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207).",
+        (status = 302, description = "To the client's redirect URI with `code`, `state` and `iss`, or with `error` (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207): `temporarily_unavailable` when this address asks for codes faster than `AUTHORIZE_RATE_PER_SECOND` or `MAX_LIVE_CODES` codes are live.",
          headers(
             ("Location" = String, description = "The client's redirect URI with the response parameters."),
             ("Cache-Control" = String, description = "`no-store`."),
@@ -50,9 +50,13 @@ const JWKS_MAX_AGE: &str = "public, max-age=60";
          body = ErrorBody, headers(("Cache-Control" = String), ("Pragma" = String))),
     )
 )]
-pub async fn authorize(State(app): State<Arc<App>>, RawQuery(query): RawQuery) -> Response {
+pub async fn authorize(
+    State(app): State<Arc<App>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let params = Params::parse(query.as_deref().unwrap_or_default());
-    match app.authorize(&params).await {
+    match app.authorize(&params, peer_address(peer)).await {
         Ok(location) => match HeaderValue::try_from(location) {
             Ok(location) => (
                 StatusCode::FOUND,
@@ -98,12 +102,7 @@ pub async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    // Without connection info (a router served without it) all callers share one address.
-    let peer = peer.map_or(
-        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-        |Extension(ConnectInfo(addr))| addr.ip(),
-    );
-    match token_response(&app, &headers, &body, peer).await {
+    match token_response(&app, &headers, &body, peer_address(peer)).await {
         Ok(response) => (
             [
                 (header::CACHE_CONTROL, "no-store"),
@@ -114,6 +113,15 @@ pub async fn token(
             .into_response(),
         Err(err) => err.into_response(),
     }
+}
+
+/// The caller's address; without connection info (a router served without it) all callers share
+/// one address.
+fn peer_address(peer: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+    peer.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(addr))| addr.ip(),
+    )
 }
 
 async fn token_response(

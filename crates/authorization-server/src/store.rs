@@ -3,6 +3,7 @@
 //! redeemed at most once however many requests race for it.
 
 use std::collections::HashMap;
+use std::hash::RandomState;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -85,12 +86,19 @@ pub enum Redemption {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StoreError(pub String);
+pub enum StoreError {
+    /// The store cannot be reached or answered nonsense.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The store holds as many live codes as it may (`MAX_LIVE_CODES`): an unauthenticated caller
+    /// can ask for codes faster than anyone redeems them, so their number is capped.
+    #[error("the store holds its maximum of {0} live codes")]
+    Full(usize),
+}
 
 #[async_trait]
 pub trait CodeStore: Send + Sync + 'static {
-    /// Keeps `grant` under `code` until `now + ttl`.
+    /// Keeps `grant` under `code` until `now + ttl`, unless the store is full.
     async fn put(
         &self,
         code: &CodeHash,
@@ -107,15 +115,16 @@ pub trait CodeStore: Send + Sync + 'static {
 }
 
 /// The in-memory store of one authorization-server instance.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryCodeStore {
     entries: Mutex<MemoryEntries>,
+    max_live: usize,
 }
 
 #[derive(Debug, Default)]
 struct MemoryEntries {
     /// Codes not redeemed yet, with their expiry.
-    live: HashMap<CodeHash, (Grant, SystemTime)>,
+    live: hashbrown::HashMap<CodeHash, (Grant, SystemTime), RandomState>,
     /// Codes redeemed, kept until they would have expired so that a replay is recognised and
     /// counted (`invalid_grant` either way). Only a truncated hash and the expiry second, 17
     /// bytes a code in the table instead of a `Grant`-sized entry: at thousands of codes a
@@ -143,8 +152,23 @@ impl MemoryEntries {
 }
 
 impl MemoryCodeStore {
-    pub fn new() -> Self {
-        Self::default()
+    /// A store that holds at most `max_live` codes not yet redeemed nor expired. Their table is
+    /// made at once with room for twice that, and never grows: at most half full, it clears its
+    /// deleted slots in place instead of reallocating, so flood after flood the memory it takes is
+    /// fixed (a reallocation would leave the old table's memory behind in the allocator). Pages
+    /// are only touched as codes arrive.
+    pub fn new(max_live: usize) -> Self {
+        let entries = MemoryEntries {
+            live: hashbrown::HashMap::with_capacity_and_hasher(
+                max_live.saturating_mul(2),
+                RandomState::new(),
+            ),
+            ..MemoryEntries::default()
+        };
+        Self {
+            entries: Mutex::new(entries),
+            max_live,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryEntries> {
@@ -161,6 +185,12 @@ impl MemoryCodeStore {
         let entries = self.lock();
         entries.live.len() + entries.spent.len()
     }
+
+    /// The bytes the live table has allocated.
+    #[cfg(test)]
+    fn live_table_bytes(&self) -> usize {
+        self.lock().live.allocation_size()
+    }
 }
 
 #[async_trait]
@@ -174,6 +204,9 @@ impl CodeStore for MemoryCodeStore {
     ) -> Result<(), StoreError> {
         let mut entries = self.lock();
         entries.sweep_if_due(now);
+        if entries.live.len() >= self.max_live {
+            return Err(StoreError::Full(self.max_live));
+        }
         entries.live.insert(*code, (grant, now + ttl));
         Ok(())
     }
@@ -226,6 +259,7 @@ mod tests {
     }
 
     const TTL: Duration = Duration::from_secs(30);
+    const MAX_LIVE: usize = 10_000;
 
     #[test]
     fn codes_are_long_random_and_distinct() {
@@ -243,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_is_redeemed_once_then_seen_as_a_replay() {
-        let store = MemoryCodeStore::new();
+        let store = MemoryCodeStore::new(MAX_LIVE);
         let now = SystemTime::now();
         let code = CodeHash::of("c");
         store.put(&code, grant(), now, TTL).await.unwrap();
@@ -263,7 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_code_expires_at_its_ttl_exactly() {
-        let store = MemoryCodeStore::new();
+        let store = MemoryCodeStore::new(MAX_LIVE);
         let now = SystemTime::now();
         let (early, late) = (CodeHash::of("early"), CodeHash::of("late"));
         store.put(&early, grant(), now, TTL).await.unwrap();
@@ -281,7 +315,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_entries_are_swept() {
-        let store = MemoryCodeStore::new();
+        let store = MemoryCodeStore::new(MAX_LIVE);
         let now = SystemTime::now();
         for i in 0..10 {
             store
@@ -302,7 +336,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_redemptions_of_one_code_yield_one_success() {
         const RACERS: usize = 64;
-        let store = Arc::new(MemoryCodeStore::new());
+        let store = Arc::new(MemoryCodeStore::new(MAX_LIVE));
         let now = SystemTime::now();
         let code = CodeHash::of("raced");
         store.put(&code, grant(), now, TTL).await.unwrap();
@@ -327,7 +361,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_replay_after_the_code_would_have_expired_is_refused_and_forgotten() {
-        let store = MemoryCodeStore::new();
+        let store = MemoryCodeStore::new(MAX_LIVE);
         let now = SystemTime::now();
         let code = CodeHash::of("c");
         store.put(&code, grant(), now, TTL).await.unwrap();
@@ -354,7 +388,7 @@ mod tests {
     async fn the_store_stays_bounded_under_sustained_load() {
         const PER_SECOND: u32 = 200;
         const STEPS_PER_SECOND: u32 = 10;
-        let store = MemoryCodeStore::new();
+        let store = MemoryCodeStore::new(MAX_LIVE);
         let start = SystemTime::now();
         let step = Duration::from_secs(1) / STEPS_PER_SECOND;
         let per_step = PER_SECOND / STEPS_PER_SECOND;
@@ -381,5 +415,74 @@ mod tests {
         }
         // The bound is reached (the test measures something) but never passed.
         assert!(most > (PER_SECOND as u64 * TTL.as_secs()) as usize / 2);
+    }
+
+    #[tokio::test]
+    async fn past_the_cap_a_code_is_refused_until_one_is_redeemed_or_expires() {
+        let store = MemoryCodeStore::new(2);
+        let now = SystemTime::now();
+        let (a, b, c) = (CodeHash::of("a"), CodeHash::of("b"), CodeHash::of("c"));
+        store.put(&a, grant(), now, TTL).await.unwrap();
+        store
+            .put(&b, grant(), now + Duration::from_secs(5), TTL)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.put(&c, grant(), now, TTL).await,
+            Err(StoreError::Full(2))
+        ));
+        // the refused code was not kept
+        assert_eq!(store.take(&c, now).await.unwrap(), Redemption::Unknown);
+        // redeeming is unaffected by the cap, and frees a place
+        assert!(matches!(
+            store.take(&a, now).await.unwrap(),
+            Redemption::Redeemed(_)
+        ));
+        store.put(&c, grant(), now, TTL).await.unwrap();
+        assert!(matches!(
+            store.put(&CodeHash::of("d"), grant(), now, TTL).await,
+            Err(StoreError::Full(2))
+        ));
+        // expiry frees places too, at the next sweep: c expires, b (issued 5 s later) not yet
+        let c_expired = now + TTL + SWEEP_EVERY;
+        store
+            .put(&CodeHash::of("e"), grant(), c_expired, TTL)
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.put(&CodeHash::of("f"), grant(), c_expired, TTL).await,
+            Err(StoreError::Full(2))
+        ));
+    }
+
+    /// The live table is allocated once and never again, whatever the traffic: floods that fill
+    /// it and expire, and a full table whose codes are redeemed and replaced one by one (a
+    /// redemption may leave a deleted slot behind).
+    #[tokio::test]
+    async fn the_live_table_never_grows() {
+        let store = MemoryCodeStore::new(MAX_LIVE);
+        let room = store.live_table_bytes();
+        assert!(room >= 2 * MAX_LIVE * std::mem::size_of::<(CodeHash, (Grant, SystemTime))>());
+        let mut now = SystemTime::now();
+        for flood in 0..3 {
+            for i in 0..=MAX_LIVE {
+                let code = CodeHash::of(&format!("{flood}-{i}"));
+                let stored = store.put(&code, grant(), now, TTL).await;
+                assert_eq!(stored.is_ok(), i < MAX_LIVE, "code {i} of flood {flood}");
+            }
+            assert_eq!(store.live_table_bytes(), room, "flood {flood}");
+            now += TTL + SWEEP_EVERY;
+        }
+        store
+            .put(&CodeHash::of("0"), grant(), now, TTL)
+            .await
+            .unwrap();
+        for i in 1..4 * MAX_LIVE {
+            let taken = store.take(&CodeHash::of(&(i - 1).to_string()), now).await;
+            assert!(matches!(taken.unwrap(), Redemption::Redeemed(_)));
+            let code = CodeHash::of(&i.to_string());
+            store.put(&code, grant(), now, TTL).await.unwrap();
+            assert_eq!(store.live_table_bytes(), room, "after {i} codes");
+        }
     }
 }

@@ -142,6 +142,11 @@ impl Error {
             Error::InvalidRequest(_) | Error::Callback(_) => StatusCode::BAD_REQUEST,
             Error::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
+            // The upstream is busy (e.g. the authorization server's rate limit): the user may
+            // retry, as after a 503 of our own.
+            Error::Upstream { error, .. } if error == "temporarily_unavailable" => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -246,6 +251,10 @@ mod tests {
         let body = err.body();
         assert_eq!(body.error, "invalid_grant");
         assert_eq!(body.error_description, "badcode");
+
+        let err = Error::upstream(Step::Authorize, "temporarily_unavailable", "busy");
+        assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(err.body().step.as_deref(), Some("authorize"));
 
         let err = Error::upstream(Step::Resource, "", "");
         assert_eq!(err.body().error, "server_error");

@@ -37,7 +37,7 @@ pub(crate) fn router(flow: Arc<Flow>) -> Router {
         (status = 200, description = "The resource server's answer for this user, passed through.", body = CurrentTime),
         (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
         (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
-        (status = 503, description = "An upstream is unreachable (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+        (status = 503, description = "An upstream is unreachable or busy (`temporarily_unavailable`, with `step`; e.g. the authorization server's rate limit).", body = ErrorBody),
         (status = 504, description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`).", body = ErrorBody),
     )
 )]
@@ -60,7 +60,7 @@ async fn current_time(
         (status = 200, description = "The resource server's answer for this user, passed through.", body = EpochTime),
         (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
         (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
-        (status = 503, description = "An upstream is unreachable (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+        (status = 503, description = "An upstream is unreachable or busy (`temporarily_unavailable`, with `step`; e.g. the authorization server's rate limit).", body = ErrorBody),
         (status = 504, description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`).", body = ErrorBody),
     )
 )]

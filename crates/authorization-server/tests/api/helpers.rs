@@ -99,6 +99,25 @@ impl TestServer {
             .unwrap()
     }
 
+    /// The value of one series (`name{labels}`) of the server's `/metrics`.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let prefix = format!("{series} ");
+        text.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {series} in /metrics"))
+            .parse()
+            .unwrap()
+    }
+
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }

@@ -142,21 +142,11 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
 
 /// `oauth_signing_key_reloads_total{result}` from the server's `/metrics`.
 async fn key_reloads(server: &TestServer, result: &str) -> u64 {
-    let text = server
-        .http
-        .get(format!("{}/metrics", server.base))
-        .send()
+    server
+        .metric(&format!(
+            "oauth_signing_key_reloads_total{{result=\"{result}\"}}"
+        ))
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let series = format!("oauth_signing_key_reloads_total{{result=\"{result}\"}} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&series))
-        .unwrap_or_else(|| panic!("no {series} in /metrics"))
-        .parse()
-        .unwrap()
 }
 
 /// Waits until the server has tried to reload `count` times without success.

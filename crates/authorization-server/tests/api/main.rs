@@ -6,6 +6,7 @@
 mod authorize;
 mod helpers;
 mod keys;
+mod limits;
 mod metadata;
 mod openapi;
 mod redis;

@@ -16,12 +16,21 @@ fn key_file() -> String {
 }
 
 async fn replicas(redis: &RedisServer) -> (TestServer, TestServer) {
+    replicas_with(redis, &[]).await
+}
+
+/// Two replicas sharing `redis` and one signing key, with `extra` settings.
+async fn replicas_with(
+    redis: &RedisServer,
+    extra: &[(&'static str, &str)],
+) -> (TestServer, TestServer) {
     let key = key_file();
     let url = redis.url();
-    let vars = [
+    let mut vars = vec![
         ("REDIS_URL", url.as_str()),
         ("SIGNING_KEY_FILE", key.as_str()),
     ];
+    vars.extend_from_slice(extra);
     let pair = (spawn(&vars).await, spawn(&vars).await);
     // read at start-up: no longer needed
     std::fs::remove_file(&key).unwrap();
@@ -97,11 +106,20 @@ async fn codes_are_stored_hashed_with_their_expiry_in_redis() {
     let client = redis::Client::open(redis.url()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
+        .arg("oauth:code:*")
         .query_async(&mut connection)
         .await
         .unwrap();
     assert_eq!(keys.len(), 1);
+    // the index of live codes (what MAX_LIVE_CODES counts) holds the hashed key only
+    let live: Vec<String> = redis::cmd("ZRANGE")
+        .arg("oauth:codes:live")
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(live, keys);
     assert!(!keys[0].contains(&code), "the key is a hash, not the code");
     let value: String = redis::cmd("GET")
         .arg(&keys[0])
@@ -254,4 +272,33 @@ async fn a_redis_user_whose_password_comes_from_a_file() {
     for file in [right, wrong] {
         std::fs::remove_file(file).unwrap();
     }
+}
+
+/// `MAX_LIVE_CODES` counts the codes of every replica; redeemed and expired codes give their
+/// places back.
+#[tokio::test]
+#[ignore = "needs redis-server"]
+async fn max_live_codes_holds_across_replicas() {
+    let redis = RedisServer::start();
+    let (a, b) = replicas_with(&redis, &[("MAX_LIVE_CODES", "2")]).await;
+    let first = a.code("epoch_time").await;
+    b.code("epoch_time").await;
+    for server in [&a, &b] {
+        let refused = server
+            .authorize(&crate::helpers::authorize_params("epoch_time"))
+            .await;
+        let (_, pairs) = crate::helpers::location(&refused);
+        assert_eq!(
+            crate::helpers::param(&pairs, "error"),
+            Some("temporarily_unavailable")
+        );
+        assert_eq!(crate::helpers::param(&pairs, "code"), None);
+    }
+    assert_eq!(redeem(&b, &first).await.status(), 200);
+    let third = a.code("epoch_time").await;
+    assert_eq!(redeem(&a, &third).await.status(), 200);
+    // the index expires codes by the replica's clock (Redis drops the keys by its own)
+    a.advance(Duration::from_secs(31));
+    a.code("epoch_time").await;
+    a.code("epoch_time").await;
 }
