@@ -3,7 +3,7 @@
 //! them; each is held until redeemed or expired. A GCRA limiter per address (governor) keeps one
 //! address from taking the store's whole room (`MAX_LIVE_CODES`) away from the others.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,28 +23,14 @@ pub struct AuthorizeRate {
 
 pub struct AuthorizeRateLimit {
     limiter: RateLimiter<
-        AddressKey,
-        DefaultKeyedStateStore<AddressKey>,
+        IpAddr,
+        DefaultKeyedStateStore<IpAddr>,
         InjectedClock,
         NoOpMiddleware<Duration>,
     >,
     clock: Arc<dyn Clock>,
     /// The second (since the epoch) of the last pass that dropped idle addresses.
     last_cleanup: AtomicU64,
-}
-
-/// Who is limited: an IPv4 address, or an IPv6 /64 (the least a host is usually given, so one
-/// host cannot take a fresh budget from each of its 2⁶⁴ addresses).
-type AddressKey = IpAddr;
-
-fn address_key(peer: IpAddr) -> AddressKey {
-    match peer {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
-        },
-        v4 @ IpAddr::V4(_) => v4,
-    }
 }
 
 /// The limiter runs on the service's clock, so tests move time instead of sleeping.
@@ -75,7 +61,7 @@ impl AuthorizeRateLimit {
     /// Whether `peer` may be issued one more code now (which counts it).
     pub fn allow(&self, peer: IpAddr) -> bool {
         self.forget_idle_addresses();
-        self.limiter.check_key(&address_key(peer)).is_ok()
+        self.limiter.check_key(&common::peer::source(peer)).is_ok()
     }
 
     /// Once a second, addresses whose budget is full again are forgotten: the table holds the

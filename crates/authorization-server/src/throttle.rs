@@ -26,7 +26,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 pub const FORGET_AFTER: Duration = Duration::from_secs(15 * 60);
 pub const MAX_TRACKED: usize = 10_000;
 
-/// Whether the claimed client id is the registered one, and the source address.
+/// Whether the claimed client id is the registered one, and the source ([`common::peer::source`]:
+/// an IPv6 host is its /64).
 type Key = (bool, IpAddr);
 
 #[derive(Debug)]
@@ -58,7 +59,7 @@ impl ClientAuthThrottle {
     }
 
     fn key(&self, client_id: &str, peer: IpAddr) -> Key {
-        (client_id == self.registered_id, peer)
+        (client_id == self.registered_id, common::peer::source(peer))
     }
 
     /// `Err(wait)` when this address must wait before trying this client's secret again.
@@ -183,6 +184,23 @@ mod tests {
         }
         assert!(throttle.check("1234", ATTACKER, now).is_err());
         assert_eq!(throttle.check("1234", WEBAPP, now), Ok(()));
+    }
+
+    #[test]
+    fn an_ipv6_host_cannot_escape_a_lock_by_changing_address_within_its_64() {
+        let throttle = ClientAuthThrottle::new("1234");
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let address = |text: &str| text.parse::<IpAddr>().unwrap();
+        for i in 0..=FREE_FAILURES {
+            throttle.record_failure("1234", address(&format!("2001:db8::{i}")), now);
+        }
+        assert!(throttle
+            .check("1234", address("2001:db8::ffff"), now)
+            .is_err());
+        assert_eq!(
+            throttle.check("1234", address("2001:db8:0:1::1"), now),
+            Ok(())
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod healthcheck;
 pub mod http_client;
 pub mod observability;
 pub mod openapi;
+pub mod peer;
 pub mod request_id;
 pub mod resource;
 pub mod scope;
