@@ -13,6 +13,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::Service;
+use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
 use crate::observability::BodyTimeout;
@@ -49,14 +50,15 @@ const MAX_CONNECTIONS_PER_ADDRESS: &str = "MAX_CONNECTIONS_PER_ADDRESS";
 
 impl Default for Limits {
     fn default() -> Self {
-        let max_connections = default_max_connections();
         Self {
             idle_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             max_head_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(5),
-            max_connections,
-            max_connections_per_address: default_max_connections_per_address(max_connections),
+            max_connections: default_max_connections(),
+            // Room for the browsers behind one NAT (six connections each) and for a load test from
+            // one machine (the bench at 64 holds about 150 on the authorization server).
+            max_connections_per_address: 256,
         }
     }
 }
@@ -69,14 +71,13 @@ impl Limits {
         let default = Self::default();
         let seconds =
             |var, default: Duration| env.seconds(var, default.as_secs()).map(Duration::from_secs);
-        let max_connections = env.positive(MAX_CONNECTIONS, default.max_connections)?;
         Ok(Self {
             idle_timeout: seconds(IDLE_TIMEOUT_SECONDS, default.idle_timeout)?,
             body_timeout: seconds(BODY_TIMEOUT_SECONDS, default.body_timeout)?,
-            max_connections,
+            max_connections: env.positive(MAX_CONNECTIONS, default.max_connections)?,
             max_connections_per_address: env.positive(
                 MAX_CONNECTIONS_PER_ADDRESS,
-                default_max_connections_per_address(max_connections),
+                default.max_connections_per_address,
             )?,
             ..default
         })
@@ -90,12 +91,6 @@ impl Limits {
 fn default_max_connections() -> usize {
     let quarter = (open_file_limit() / 4).clamp(1, 10_000);
     usize::try_from(quarter).unwrap_or(10_000)
-}
-
-/// Room for the browsers behind one NAT (six connections each), and never more than a quarter of
-/// the service's connections for one address.
-fn default_max_connections_per_address(max_connections: usize) -> usize {
-    (max_connections / 4).clamp(1, 256)
 }
 
 /// The process's soft open-file limit (`ulimit -n`); 1024, the usual one, where it cannot be read.
@@ -190,7 +185,7 @@ pub async fn serve(
     let stop = tokio_util::sync::CancellationToken::new();
     let mut accepting = tokio::task::JoinSet::new();
     for listener in sockets {
-        accepting.spawn(accept_loop(
+        let accept = accept_loop(
             listener,
             router.clone(),
             http.clone(),
@@ -198,7 +193,9 @@ pub async fn serve(
             caps.clone(),
             graceful.clone(),
             stop.clone(),
-        ));
+        );
+        // In the caller's span: a refusal's warning names its service.
+        accepting.spawn(accept.in_current_span());
     }
     shutdown.await;
     stop.cancel();
@@ -770,7 +767,7 @@ mod tests {
         ]);
         let limits = Limits::from_env(&env).unwrap();
         assert_eq!(limits.max_connections, 100);
-        assert_eq!(limits.max_connections_per_address, 25, "a quarter of 100");
+        assert_eq!(limits.max_connections_per_address, 256);
         assert_eq!(limits.idle_timeout, Duration::from_secs(30));
         assert_eq!(limits.body_timeout, Duration::from_secs(10));
         for var in [
@@ -784,7 +781,6 @@ mod tests {
         }
         let defaults = Limits::default();
         assert!((1..=10_000).contains(&defaults.max_connections));
-        assert!((1..=256).contains(&defaults.max_connections_per_address));
         // Our own clients let go of a pooled connection before a server of ours closes it.
         assert!(crate::http_client::POOL_IDLE_TIMEOUT < defaults.idle_timeout);
     }
