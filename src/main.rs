@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use authorization_server::AuthorizationServer;
 use common::config::{ConfigError, Env};
+use common::server::Limits;
 use common::service::{bind_and_serve, BoxError, Service};
 use common::tls::ServerTlsConfig;
 use resource_server::ResourceServer;
@@ -18,6 +19,8 @@ struct Configs {
     webapp: <Webapp as Service>::Config,
     /// One certificate for all three listeners, when set.
     tls: Option<ServerTlsConfig>,
+    /// The same limits for each service, each with caps of its own.
+    limits: Limits,
 }
 
 fn configs(env: &Env) -> Result<Configs, ConfigError> {
@@ -26,6 +29,7 @@ fn configs(env: &Env) -> Result<Configs, ConfigError> {
         resource_server: ResourceServer::config(env)?,
         webapp: Webapp::config(env)?,
         tls: ServerTlsConfig::from_env(env)?,
+        limits: Limits::from_env(env)?,
     })
 }
 
@@ -71,10 +75,11 @@ async fn run_all(configs: Configs) -> Result<(), BoxError> {
         on_signal.cancel();
     });
 
+    let (tls, limits) = (&configs.tls, configs.limits);
     let (authorization_server, resource_server, webapp) = tokio::join!(
-        run_one::<AuthorizationServer>(configs.authorization_server, &configs.tls, &shutdown),
-        run_one::<ResourceServer>(configs.resource_server, &configs.tls, &shutdown),
-        run_one::<Webapp>(configs.webapp, &configs.tls, &shutdown),
+        run_one::<AuthorizationServer>(configs.authorization_server, tls, limits, &shutdown),
+        run_one::<ResourceServer>(configs.resource_server, tls, limits, &shutdown),
+        run_one::<Webapp>(configs.webapp, tls, limits, &shutdown),
     );
     authorization_server.and(resource_server).and(webapp)
 }
@@ -83,11 +88,12 @@ async fn run_all(configs: Configs) -> Result<(), BoxError> {
 async fn run_one<S: Service>(
     config: S::Config,
     tls: &Option<ServerTlsConfig>,
+    limits: Limits,
     shutdown: &CancellationToken,
 ) -> Result<(), BoxError> {
     // `/metrics` stays on each API port here: one METRICS_LISTEN_ADDR cannot serve three services.
     let stop = shutdown.clone().cancelled_owned();
-    let result = bind_and_serve::<S>(config, tls.clone(), None, stop).await;
+    let result = bind_and_serve::<S>(config, tls.clone(), None, limits, stop).await;
     if let Err(err) = &result {
         tracing::error!(service = S::NAME, error = %err, "service stopped; stopping the others");
         shutdown.cancel();

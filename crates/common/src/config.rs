@@ -139,11 +139,20 @@ impl Env {
 
     /// A positive number of milliseconds.
     pub fn millis(&self, var: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        let value: u64 = self.parse_or(var, default)?;
-        if value == 0 {
+        self.positive(var, default).map(Duration::from_millis)
+    }
+
+    /// A positive whole number (a count, a number of seconds…), or `default` when unset.
+    pub fn positive<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialEq + From<u8>,
+        T::Err: Display,
+    {
+        let value = self.parse_or(var, default)?;
+        if value == T::from(0) {
             return Err(ConfigError::new(var, "0", "must be at least 1"));
         }
-        Ok(Duration::from_millis(value))
+        Ok(value)
     }
 
     /// `SIGNING_ALGORITHM`: `EdDSA` (default), `ES256` or `RS256`. One setting for both sides: the
@@ -165,11 +174,7 @@ impl Env {
 
     /// A positive number of seconds.
     pub fn seconds(&self, var: &'static str, default: u64) -> Result<u64, ConfigError> {
-        let value: u64 = self.parse_or(var, default)?;
-        if value == 0 {
-            return Err(ConfigError::new(var, "0", "must be at least 1"));
-        }
-        Ok(value)
+        self.positive(var, default)
     }
 }
 

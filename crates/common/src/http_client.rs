@@ -11,6 +11,9 @@ pub fn build(
     builder(timeout, extra_roots).build()
 }
 
+/// How long a pooled connection may wait for its next call.
+pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// [`build`] before its last step, for a caller that adds to it (the healthcheck pins an address).
 pub fn builder(timeout: Duration, extra_roots: &[reqwest::Certificate]) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder();
@@ -22,7 +25,10 @@ pub fn builder(timeout: Duration, extra_roots: &[reqwest::Certificate]) -> reqwe
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(1)))
         .redirect(reqwest::redirect::Policy::none())
-        .pool_idle_timeout(Duration::from_secs(30))
+        // Under the servers' idle timeout (IDLE_TIMEOUT_SECONDS, 10 s by default): a connection is
+        // dropped here before the server closes it. A request written on a connection that the
+        // server is closing at that moment fails; hyper retries only one it had not yet written.
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .tcp_nodelay(true)
 }
 

@@ -6,7 +6,9 @@
 //!    ([`SentryHttpLayer`]; the rest is scrubbed, see [`crate::error_reporting`]);
 //! 2. [`track`]: the request id, the request's span, its Sentry tags, the one "request handled"
 //!    log line, the HTTP metrics, and a Sentry event for a 5xx answer nothing reported yet;
-//! 3. a panic becomes a 500 JSON answer ([`CatchPanicLayer`]) instead of a dropped connection.
+//! 3. a panic becomes a 500 JSON answer ([`CatchPanicLayer`]) instead of a dropped connection;
+//! 4. [`read_request`]: the size limits (414, 413) and the body read whole before any handler
+//!    runs, within its deadline (408).
 //!
 //! Plus `GET /metrics`: this service's registry in the Prometheus text format. Each service (even
 //! three in one process) has its own registry, passed around in its state: nothing is global.
@@ -15,13 +17,15 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::body::HttpBody;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::header::CONTENT_TYPE;
+use http::header::{CONNECTION, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use sentry::integrations::tower::{SentryHttpLayer, SentryLayer};
 use sentry::{Hub, Scope};
@@ -75,8 +79,7 @@ impl Observability {
         let registry = self.registry.clone();
         let router = router
             .route("/metrics", get(move || metrics(registry.clone())))
-            .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(axum::middleware::from_fn(refuse_oversized))
+            .layer(axum::middleware::from_fn(read_request))
             .layer(CatchPanicLayer::custom(panic_response))
             .layer(axum::middleware::from_fn_with_state(self.clone(), track));
         if reports_errors() {
@@ -102,16 +105,22 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// The longest request target (path and query) accepted.
 pub const MAX_URI_BYTES: usize = 4 * 1024;
 
-/// 414 for an over-long URI, 413 for a declared body over the limit, both as JSON before any
-/// handler runs. (A body without a declared length is cut at the same limit by
-/// `DefaultBodyLimit`.)
-async fn refuse_oversized(request: Request, next: Next) -> Response {
+/// How long a request's body may take to arrive whole once its head has: set on every request
+/// by [`crate::server`] from its `Limits`; a request without it has no deadline.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BodyTimeout(pub Duration);
+
+/// Before any handler runs, as JSON: 414 for an over-long URI, 413 for a body over the limit
+/// (declared or not), 408 for a body that has not arrived within its [`BodyTimeout`]. The body is
+/// read whole here, so a slow client cannot hold a handler, and the deadline never cuts a handler
+/// that waits on something else (the webapp on its upstreams).
+async fn read_request(request: Request, next: Next) -> Response {
     let uri_len = request
         .uri()
         .path_and_query()
         .map_or(0, |target| target.as_str().len());
     if uri_len > MAX_URI_BYTES {
-        return too_large(
+        return refuse(
             StatusCode::URI_TOO_LONG,
             format!("the request target is longer than {MAX_URI_BYTES} bytes"),
         );
@@ -122,15 +131,48 @@ async fn refuse_oversized(request: Request, next: Next) -> Response {
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return too_large(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-        );
+        return too_large();
     }
-    next.run(request).await
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let timeout = request
+        .extensions()
+        .get::<BodyTimeout>()
+        .map_or(Duration::MAX, |timeout| timeout.0);
+    let (parts, body) = request.into_parts();
+    let reading = Limited::new(body, MAX_BODY_BYTES).collect();
+    match tokio::time::timeout(timeout, reading).await {
+        Ok(Ok(body)) => {
+            next.run(Request::from_parts(parts, body.to_bytes().into()))
+                .await
+        }
+        Ok(Err(err)) if err.is::<LengthLimitError>() => too_large(),
+        Ok(Err(_)) => refuse(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read".to_owned(),
+        ),
+        Err(_) => {
+            let description =
+                format!("the request body did not arrive within {timeout:?} of its head");
+            let mut response = refuse(StatusCode::REQUEST_TIMEOUT, description);
+            // The rest of the body is not read: the connection cannot carry another request.
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
 }
 
-fn too_large(status: StatusCode, description: String) -> Response {
+fn too_large() -> Response {
+    refuse(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+    )
+}
+
+fn refuse(status: StatusCode, description: String) -> Response {
     (
         status,
         axum::Json(crate::ErrorBody::new("invalid_request", description)),

@@ -87,7 +87,7 @@ pub async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
 
 /// Completes a service's generated document with what every service serves the same way:
 /// `GET /healthz`, `GET /openapi.json`, `GET /metrics` and the limits' answers — 414 and 431 on every operation (the middleware and
-/// the HTTP server refuse before routing), 413 on every operation taking a body.
+/// the HTTP server refuse before routing), 413 and 408 on every operation taking a body.
 pub fn finish(mut api: OpenApi) -> OpenApi {
     api.merge(<OperationsApi as utoipa::OpenApi>::openapi());
     api.merge(<crate::observability::MetricsApi as utoipa::OpenApi>::openapi());
@@ -135,15 +135,27 @@ fn add_limit_responses(operation: &mut Operation) {
             .into()
     });
     if operation.request_body.is_some() {
-        responses.entry("413".to_owned()).or_insert_with(|| {
-            ResponseBuilder::new()
-                .description(format!(
-                    "The request body is larger than {MAX_BODY_BYTES} bytes."
-                ))
-                .content("application/json", error_body())
-                .build()
-                .into()
-        });
+        let body_limits = [
+            (
+                "413",
+                format!("The request body is larger than {MAX_BODY_BYTES} bytes."),
+            ),
+            (
+                "408",
+                "The request body did not arrive within `BODY_TIMEOUT_SECONDS` of its head; the \
+                 connection is closed."
+                    .to_owned(),
+            ),
+        ];
+        for (status, description) in body_limits {
+            responses.entry(status.to_owned()).or_insert_with(|| {
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", error_body())
+                    .build()
+                    .into()
+            });
+        }
     }
 }
 

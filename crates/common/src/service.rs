@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::config::{ConfigError, Env};
-use crate::server::{Listener, Listeners, Role};
+use crate::server::{Limits, Listener, Listeners, Role};
 use crate::tls::{ServerTlsConfig, TlsAcceptor};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -45,13 +45,13 @@ pub fn run_main<S: Service>() -> ExitCode {
         return make_certs(S::NAME);
     }
     let env = Env::process();
-    let (config, tls, metrics_addr) = match S::config(&env).and_then(|config| {
+    let (config, tls, metrics_addr, limits) = match S::config(&env).and_then(|config| {
         let tls = ServerTlsConfig::from_env(&env)?;
         let metrics_addr = match env.get(METRICS_LISTEN_ADDR) {
             Some(_) => Some(env.socket_addr(METRICS_LISTEN_ADDR, "")?),
             None => None,
         };
-        Ok((config, tls, metrics_addr))
+        Ok((config, tls, metrics_addr, Limits::from_env(&env)?))
     }) {
         Ok(configs) => configs,
         Err(err) => {
@@ -78,7 +78,8 @@ pub fn run_main<S: Service>() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let serving = bind_and_serve::<S>(config, tls, metrics_addr, crate::signals::shutdown());
+    let shutdown = crate::signals::shutdown();
+    let serving = bind_and_serve::<S>(config, tls, metrics_addr, limits, shutdown);
     match runtime.block_on(serving) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -94,12 +95,14 @@ pub const METRICS_LISTEN_ADDR: &str = "METRICS_LISTEN_ADDR";
 
 /// Binds the configured address and serves until `shutdown` completes: HTTPS when `tls` names a
 /// certificate (reloaded on change and on SIGHUP), plain HTTP otherwise. With `metrics_addr`,
-/// `/metrics` is served there (with the same TLS) and nowhere else. Runs in a `service` span,
+/// `/metrics` is served there (with the same TLS) and nowhere else. The connections of all its
+/// listeners share one set of `limits` (caps included). Runs in a `service` span,
 /// so that the lines written outside requests (start-up, background tasks) name their service too.
 pub async fn bind_and_serve<S: Service>(
     config: S::Config,
     tls: Option<ServerTlsConfig>,
     metrics_addr: Option<SocketAddr>,
+    limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BoxError> {
     let span = tracing::info_span!("service", service = S::NAME);
@@ -124,7 +127,11 @@ pub async fn bind_and_serve<S: Service>(
         if let Some(addr) = metrics_addr {
             listeners.push(bind::<S>(addr, acceptor, Role::Metrics).await?);
         }
-        S::serve(Listeners(listeners), config, shutdown).await
+        let listeners = Listeners {
+            sockets: listeners,
+            limits,
+        };
+        S::serve(listeners, config, shutdown).await
     }
     .instrument(span)
     .await

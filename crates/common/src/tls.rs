@@ -227,7 +227,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
-    use crate::server::{serve_with_limits, Limits, Listener};
+    use crate::server::{serve, Limits, Listener, Listeners};
 
     /// A development CA of the test's own.
     fn new_ca() -> CertifiedIssuer<'static, KeyPair> {
@@ -299,12 +299,11 @@ mod tests {
             tls: Some(acceptor),
             role: crate::server::Role::All,
         };
-        tokio::spawn(serve_with_limits(
-            listener,
-            router,
-            std::future::pending(),
+        let listeners = Listeners {
+            sockets: vec![listener],
             limits,
-        ));
+        };
+        tokio::spawn(serve(listeners, router, std::future::pending()));
         addr
     }
 
@@ -321,6 +320,15 @@ mod tests {
     async fn healthz(client: &reqwest::Client, addr: SocketAddr) -> reqwest::Result<u16> {
         let url = format!("https://localhost:{}/healthz", addr.port());
         Ok(client.get(url).send().await?.status().as_u16())
+    }
+
+    /// Calls `/healthz` until it is answered, which it has to be within `seconds`.
+    async fn served_within(client: &reqwest::Client, addr: SocketAddr, seconds: u64, late: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
+        while healthz(client, addr).await.is_err() {
+            assert!(std::time::Instant::now() < deadline, "{late}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     #[tokio::test]
@@ -372,11 +380,11 @@ mod tests {
         );
         let router = Router::new().route("/healthz", get(|| async { "ok" }));
         let stop = tokio_util::sync::CancellationToken::new();
-        let server = tokio::spawn(crate::server::serve(
-            crate::server::Listeners(vec![tls, plain]),
-            router,
-            stop.clone().cancelled_owned(),
-        ));
+        let listeners = Listeners {
+            sockets: vec![tls, plain],
+            limits: Limits::default(),
+        };
+        let server = tokio::spawn(serve(listeners, router, stop.clone().cancelled_owned()));
         assert_eq!(
             healthz(&client(&files.ca_file(), tls_addr), tls_addr)
                 .await
@@ -421,7 +429,7 @@ mod tests {
     async fn a_client_that_never_starts_its_handshake_is_cut_off() {
         let files = Files::new(&new_ca());
         let limits = Limits {
-            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(300),
             ..Limits::default()
         };
         let addr = start(&files.config(), limits).await;
@@ -434,6 +442,27 @@ mod tests {
         assert!(read.is_ok(), "the server kept the silent connection open");
     }
 
+    /// The cap is taken before the handshake: a connection that never starts one holds its slot,
+    /// and the next is closed at once.
+    #[tokio::test]
+    async fn a_tls_listener_refuses_a_connection_over_its_cap_before_any_handshake() {
+        let files = Files::new(&new_ca());
+        let limits = Limits {
+            max_connections: 1,
+            ..Limits::default()
+        };
+        let addr = start(&files.config(), limits).await;
+        let silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(500), refused.read(&mut byte)).await;
+        assert!(matches!(read, Ok(Ok(0) | Err(_))), "{read:?}");
+
+        drop(silent);
+        let client = client(&files.ca_file(), addr);
+        served_within(&client, addr, 2, "the slot was not given back").await;
+    }
+
     #[tokio::test]
     async fn a_renewed_certificate_is_served_without_a_restart() {
         let files = Files::new(&new_ca());
@@ -442,14 +471,7 @@ mod tests {
         files.issue(&next_ca);
         // Only a client of the new CA: it succeeds once the reload has happened.
         let client = client(&files.ca_file(), addr);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while healthz(&client, addr).await.is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still the old certificate"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        served_within(&client, addr, 10, "still the old certificate").await;
     }
 
     /// With a poll of an hour, only the signal can explain the new certificate.
@@ -473,11 +495,7 @@ mod tests {
             .status()
             .unwrap();
         assert!(status.success());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while healthz(&client, addr).await.is_err() {
-            assert!(std::time::Instant::now() < deadline, "no reload on SIGHUP");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        served_within(&client, addr, 10, "no reload on SIGHUP").await;
     }
 
     #[test]
