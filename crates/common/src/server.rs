@@ -1,7 +1,7 @@
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -355,7 +355,7 @@ impl Caps {
             .clone()
             .try_acquire_owned()
             .map_err(|_| MAX_CONNECTIONS)?;
-        let address = address_key(peer);
+        let address = crate::peer::source(peer);
         let mut addresses = self.addresses();
         let count = addresses.get(&address).copied().unwrap_or(0);
         if count >= self.per_address {
@@ -385,15 +385,6 @@ impl Drop for Slot {
                 count.remove();
             }
         }
-    }
-}
-
-/// What a connection from `ip` counts against: an IPv4 address (IPv4-mapped ones included) as
-/// is, an IPv6 address as its /64, the block that one host or one subscriber usually has whole.
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(ip) => IpAddr::V6(Ipv6Addr::from(u128::from(ip) & !u128::from(u64::MAX))),
-        ipv4 => ipv4,
     }
 }
 
@@ -752,11 +743,14 @@ mod tests {
 
     #[test]
     fn an_ipv6_address_counts_as_its_64_and_a_mapped_ipv4_address_as_itself() {
-        let key = |ip: &str| address_key(ip.parse().unwrap());
-        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:bbbb::2"));
-        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
-        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
-        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        let caps = Arc::new(Caps::new(&caps(10, 1)));
+        let admit = |ip: &str| caps.admit(ip.parse().unwrap());
+        let _v6 = admit("2001:db8:1:2:aaaa::1").unwrap();
+        assert!(admit("2001:db8:1:2:bbbb::2").is_err());
+        let _other_64 = admit("2001:db8:1:3::1").unwrap();
+        let _v4 = admit("192.0.2.1").unwrap();
+        assert!(admit("::ffff:192.0.2.1").is_err());
+        let _other_v4 = admit("192.0.2.2").unwrap();
     }
 
     #[test]
