@@ -5,14 +5,19 @@
 #
 #   rotate-signing-key.sh DIR publish        # add a new key: published in the JWKS, not signing yet
 #   rotate-signing-key.sh DIR activate NAME  # sign with NAME (it must be published already)
-#   rotate-signing-key.sh DIR retire NAME    # stop publishing NAME (never the active key)
+#   rotate-signing-key.sh DIR retire NAME    # stop publishing NAME (never the active key), then
+#                                            # wait until no resource server trusts it
 #   rotate-signing-key.sh DIR rotate         # all three, with the waits in between
 #
-# The waits of `rotate` (seconds, override by environment):
+# The waits (seconds, override by environment):
 #   PUBLISH_WAIT (default 5): every replica has reloaded (SIGNING_KEYS_RELOAD_SECONDS, 1) and every
 #     resource server may refetch the JWKS on the new kid (JWKS_REFETCH_INTERVAL_SECONDS, 2);
 #   RETIRE_WAIT (default 10): the last token signed with the old key has expired (5 s) and every
-#     replica has switched (1 s), with margin.
+#     replica has switched (1 s), with margin;
+#   RETIREMENT_WAIT (default 10, after `retire`): every replica has reloaded
+#     (SIGNING_KEYS_RELOAD_SECONDS, 1), then every resource server's copy of the JWKS has expired
+#     (JWKS_MAX_AGE_SECONDS, 5) and been refetched (JWKS_REFETCH_INTERVAL_SECONDS, 2), plus 2 s of
+#     margin; computed from those three variables when they are set here.
 # SIGNING_ALGORITHM (EdDSA, ES256, RS256; default EdDSA) chooses the type of the new key.
 set -euo pipefail
 
@@ -71,6 +76,17 @@ activate() {
 retire() {
   [ "$(active_key)" != "$1" ] || die "$1 is the active key"
   rm -- "$dir/$1"
+  local reload=${SIGNING_KEYS_RELOAD_SECONDS:-1} max_age=${JWKS_MAX_AGE_SECONDS:-5}
+  local refetch=${JWKS_REFETCH_INTERVAL_SECONDS:-2} margin=2 wait why
+  if [ -n "${RETIREMENT_WAIT:-}" ]; then
+    wait=$RETIREMENT_WAIT why="RETIREMENT_WAIT"
+  else
+    wait=$((reload + max_age + refetch + margin))
+    why="reload ${reload}s + JWKS max-age ${max_age}s + refetch interval ${refetch}s + margin ${margin}s"
+  fi
+  echo "retired $1; waiting ${wait}s until no resource server trusts it ($why)"
+  sleep "$wait"
+  echo "$1 is no longer trusted by any resource server that can reach the JWKS"
 }
 
 case "$command" in
@@ -86,7 +102,6 @@ case "$command" in
     echo "signing with $new; waiting ${RETIRE_WAIT:-10}s before retiring $old"
     sleep "${RETIRE_WAIT:-10}"
     retire "$old"
-    echo "retired $old"
     ;;
   *) die "unknown command $command" ;;
 esac

@@ -1,12 +1,50 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::{AccessTokenClaims, Scope};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::system::System;
 
+/// A valid access token for `/epoch_time`, signed now with the Ed25519 PEM key `pem` under `kid`:
+/// what the holder of a stolen key can make.
+fn forge_token(system: &System, pem: &[u8], kid: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = AccessTokenClaims {
+        iss: system.authorization_server.clone(),
+        sub: "alice".to_owned(),
+        aud: format!("{}{}", system.resource_server, Scope::EpochTime.path()),
+        client_id: "1234".to_owned(),
+        scope: Scope::EpochTime.as_str().to_owned(),
+        iat: now,
+        exp: now + 5,
+        jti: uuid::Uuid::new_v4().to_string(),
+    };
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.typ = Some(common::claims::ACCESS_TOKEN_TYPE.to_owned());
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem).unwrap()).unwrap()
+}
+
+async fn epoch_time_with(system: &System, token: &str) -> reqwest::Response {
+    system
+        .http
+        .get(format!("{}/epoch_time?user=alice", system.resource_server))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The documented rotation procedure, run by its script, while full user calls keep flowing
-/// through the webapp: not one may fail. The script makes its keys with `openssl`: ignored by a
-/// plain `cargo test`, run by `cargo test -- --include-ignored` (as CI does), failing without it.
+/// through the webapp: not one may fail; once the script is done, the retired key is refused by
+/// the resource server. The script makes its keys with `openssl`: ignored by a plain
+/// `cargo test`, run by `cargo test -- --include-ignored` (as CI does), failing without it.
 #[tokio::test]
 #[ignore = "needs openssl"]
 async fn rotating_the_signing_key_under_load_fails_no_call() {
@@ -24,6 +62,14 @@ async fn rotating_the_signing_key_under_load_fails_no_call() {
     let system = System::start_with(&[("SIGNING_KEYS_DIR", dir_str.as_str())]).await;
     let jwks_url = format!("{}/.well-known/jwks.json", system.authorization_server);
     let kid_before: serde_json::Value = system.get(jwks_url.clone()).await.json().await.unwrap();
+    let first_pem = std::fs::read(dir.join("first.pem")).unwrap();
+    let first_kid = kid_before["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let forged = forge_token(&system, &first_pem, &first_kid);
+    assert_eq!(
+        epoch_time_with(&system, &forged).await.status(),
+        200,
+        "a token of the first key is valid before the rotation"
+    );
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut workers = tokio::task::JoinSet::new();
@@ -64,6 +110,12 @@ async fn rotating_the_signing_key_under_load_fails_no_call() {
         "{}",
         String::from_utf8_lossy(&rotation.stderr)
     );
+    // the script waited for the retirement to reach the resource server (its default wait)
+    let forged = forge_token(&system, &first_pem, &first_kid);
+    let response = epoch_time_with(&system, &forged).await;
+    assert_eq!(response.status(), 401, "the retired key is refused");
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_token");
     // a little more load after the old key is gone
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);

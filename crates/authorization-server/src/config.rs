@@ -3,7 +3,7 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::{origin_string, ConfigError, Env};
+use common::config::{origin_string, ConfigError, Env, MAX_JWKS_MAX_AGE_SECONDS};
 use common::Scope;
 use jsonwebtoken::Algorithm;
 use secrecy::{ExposeSecret, SecretString};
@@ -37,6 +37,9 @@ pub struct Config {
     pub max_live_codes: NonZeroUsize,
     /// How fast one address may be issued codes.
     pub authorize_rate: AuthorizeRate,
+    /// The `max-age` of the JWKS response: how long a resource server may keep trusting a key
+    /// after it is retired.
+    pub jwks_max_age: Duration,
 }
 
 impl Config {
@@ -67,6 +70,7 @@ impl Config {
             code_ttl: Duration::from_secs(env.seconds("AUTHORIZATION_CODE_TTL_SECONDS", 30)?),
             max_live_codes: env.parse_or("MAX_LIVE_CODES", DEFAULT_MAX_LIVE_CODES)?,
             authorize_rate: authorize_rate(env)?,
+            jwks_max_age: jwks_max_age(env)?,
         })
     }
 
@@ -81,6 +85,27 @@ impl Config {
     pub fn jwks_uri(&self) -> String {
         format!("{}/.well-known/jwks.json", self.issuer)
     }
+
+    /// The `Cache-Control` of the JWKS response.
+    pub fn jwks_cache_control(&self) -> String {
+        format!("public, max-age={}", self.jwks_max_age.as_secs())
+    }
+}
+
+fn jwks_max_age(env: &Env) -> Result<Duration, ConfigError> {
+    const VAR: &str = "JWKS_MAX_AGE_SECONDS";
+    let seconds = env.seconds(VAR, 5)?;
+    if seconds > MAX_JWKS_MAX_AGE_SECONDS {
+        return Err(ConfigError::new(
+            VAR,
+            seconds.to_string(),
+            format!(
+                "at most {MAX_JWKS_MAX_AGE_SECONDS}: it is how long a resource server may still \
+                 trust a retired key"
+            ),
+        ));
+    }
+    Ok(Duration::from_secs(seconds))
 }
 
 /// More than one address can hold at the default rate (1,000 a second for a 30 s TTL), so that one
@@ -220,6 +245,7 @@ mod tests {
         assert_eq!(config.signing_algorithm, Algorithm::EdDSA);
         assert_eq!(config.access_token_ttl, Duration::from_secs(5));
         assert_eq!(config.code_ttl, Duration::from_secs(30));
+        assert_eq!(config.jwks_max_age, Duration::from_secs(5));
         assert_eq!(
             config.jwks_uri(),
             "http://localhost:8081/.well-known/jwks.json"
@@ -234,12 +260,23 @@ mod tests {
             ("REDIRECT_URI", "not a url"),
             ("ISSUER", "http://localhost:8081/path"),
             ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("JWKS_MAX_AGE_SECONDS", "0"),
+            ("JWKS_MAX_AGE_SECONDS", "soon"),
             ("REDIS_URL", "http://localhost:6379"),
             ("REDIS_CA_FILE", "/etc/redis-ca.pem"),
         ] {
             let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);
         }
+    }
+
+    #[test]
+    fn the_jwks_max_age_is_at_most_five_minutes() {
+        let config = Config::from_env(&env(&[("JWKS_MAX_AGE_SECONDS", "300")])).unwrap();
+        assert_eq!(config.jwks_cache_control(), "public, max-age=300");
+        let err = Config::from_env(&env(&[("JWKS_MAX_AGE_SECONDS", "301")])).unwrap_err();
+        assert_eq!(err.var, "JWKS_MAX_AGE_SECONDS");
+        assert!(err.reason.contains("at most 300"), "{err}");
     }
 
     #[test]

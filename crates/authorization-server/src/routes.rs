@@ -17,9 +17,6 @@ use crate::app::{App, Metadata, TokenResponse};
 use crate::error::{Error, OAuthError};
 use crate::params::Params;
 
-/// How long the JWKS may be cached; a resource server refetches on an unknown `kid` anyway.
-const JWKS_MAX_AGE: &str = "public, max-age=60";
-
 /// RFC 6749 §4.1.1 authorization request (PKCE S256 required). Every outcome the client may learn
 /// of is a redirect to its `redirect_uri`; only a request whose client or redirect URI cannot be
 /// trusted is refused here, without redirecting (RFC 6749 §4.1.2.1).
@@ -173,16 +170,20 @@ pub async fn metadata(State(app): State<Arc<App>>) -> Json<Metadata> {
     Json(app.metadata())
 }
 
-/// The public signing keys (RFC 7517 JWK Set).
+/// The public signing keys (RFC 7517 JWK Set). The `max-age` bounds how long a resource server
+/// keeps trusting a retired key (it refetches on an unknown `kid` anyway).
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",
     tag = "oauth",
     responses((status = 200, description = "The JWK Set.", body = JwkSet,
-        headers(("Cache-Control" = String, description = "`public, max-age=60`."))))
+        headers(("Cache-Control" = String, description = "`public, max-age=N`, N = `JWKS_MAX_AGE_SECONDS` (default 5)."))))
 )]
 pub async fn jwks(State(app): State<Arc<App>>) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, JWKS_MAX_AGE)], Json(app.jwks()))
+    (
+        [(header::CACHE_CONTROL, app.config.jwks_cache_control())],
+        Json(app.jwks()),
+    )
 }
 
 /// Readiness: 200 when the code store answers, 503 `temporarily_unavailable` otherwise.

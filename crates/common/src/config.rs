@@ -181,6 +181,10 @@ impl Env {
 /// See [`Env::allow_insecure_http`].
 pub const ALLOW_INSECURE_HTTP: &str = "ALLOW_INSECURE_HTTP";
 
+/// The longest JWKS `max-age` the authorization server announces and the resource server honours:
+/// whatever a setting or a header says, a retired key stops being trusted within minutes.
+pub const MAX_JWKS_MAX_AGE_SECONDS: u64 = 300;
+
 /// `localhost`, 127.0.0.0/8 or `[::1]`: traffic that never leaves the machine.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {

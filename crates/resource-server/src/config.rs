@@ -32,7 +32,7 @@ pub struct Config {
     pub client_id: String,
     /// The only signature algorithm accepted (RFC 8725 §3.1: pinned, never taken from a token).
     pub algorithm: Algorithm,
-    /// Least time between two JWKS fetches (an unknown `kid` triggers one).
+    /// Least time between two JWKS fetches (an unknown `kid` or a stale key set triggers one).
     pub jwks_refetch_interval: Duration,
     /// Timeout of every outbound call (the JWKS fetch).
     pub upstream_timeout: Duration,

@@ -54,6 +54,7 @@ impl AppState {
                 config.algorithm,
                 config.jwks_refetch_interval,
                 clock.clone(),
+                metrics.clone(),
             )),
             clock,
             observability,

@@ -1,10 +1,9 @@
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -18,6 +17,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use resource_server::Config;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 /// 2026-11-28T15:04:05Z
 pub const START: u64 = 1_795_878_245;
@@ -97,7 +97,8 @@ pub fn raw_token(header: &Value, claims: &Value, signature: &str) -> String {
     )
 }
 
-/// The fake authorization server: serves a JWKS it can change, counts fetches, can break.
+/// The fake authorization server: serves a JWKS it can change, counts fetches, can break, can
+/// hold its answers until released.
 #[derive(Clone)]
 pub struct FakeJwks {
     pub url: String,
@@ -108,7 +109,10 @@ struct Shared {
     keys: Mutex<Vec<Value>>,
     status: Mutex<StatusCode>,
     delay: Mutex<Duration>,
-    fetches: AtomicUsize,
+    cache_control: Mutex<Option<String>>,
+    /// `false` while answers are held.
+    open: watch::Sender<bool>,
+    fetches: watch::Sender<usize>,
     request_ids: Mutex<Vec<String>>,
 }
 
@@ -118,7 +122,9 @@ impl FakeJwks {
             keys: Mutex::new(keys),
             status: Mutex::new(StatusCode::OK),
             delay: Mutex::new(Duration::ZERO),
-            fetches: AtomicUsize::new(0),
+            cache_control: Mutex::new(None),
+            open: watch::Sender::new(true),
+            fetches: watch::Sender::new(0),
             request_ids: Mutex::new(Vec::new()),
         });
         let app = Router::new()
@@ -146,8 +152,32 @@ impl FakeJwks {
         *self.shared.delay.lock().unwrap() = delay;
     }
 
+    /// The `Cache-Control` of the answers; none when `None`.
+    pub fn cache_control(&self, value: Option<&str>) {
+        *self.shared.cache_control.lock().unwrap() = value.map(str::to_owned);
+    }
+
+    /// Fetches from now on are received but not answered until [`FakeJwks::release`].
+    pub fn hold(&self) {
+        self.shared.open.send_replace(false);
+    }
+
+    pub fn release(&self) {
+        self.shared.open.send_replace(true);
+    }
+
     pub fn fetches(&self) -> usize {
-        self.shared.fetches.load(Ordering::SeqCst)
+        *self.shared.fetches.borrow()
+    }
+
+    /// Returns once `count` fetches have been received (answered or held).
+    pub async fn wait_for_fetches(&self, count: usize) {
+        let mut fetches = self.shared.fetches.subscribe();
+        // a guard against a hang, not a wait for time: the fetch is due at once
+        tokio::time::timeout(Duration::from_secs(5), fetches.wait_for(|n| *n >= count))
+            .await
+            .unwrap_or_else(|_| panic!("{} fetches, not {count}", self.fetches()))
+            .unwrap();
     }
 
     /// The `X-Request-Id` of each fetch, in order (empty for a fetch without one).
@@ -157,7 +187,7 @@ impl FakeJwks {
 }
 
 async fn serve_jwks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    shared.fetches.fetch_add(1, Ordering::SeqCst);
+    shared.fetches.send_modify(|fetches| *fetches += 1);
     let request_id = headers
         .get("x-request-id")
         .map(|value| value.to_str().unwrap().to_owned());
@@ -168,12 +198,23 @@ async fn serve_jwks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
         .push(request_id.unwrap_or_default());
     let delay = *shared.delay.lock().unwrap();
     tokio::time::sleep(delay).await;
+    shared
+        .open
+        .subscribe()
+        .wait_for(|open| *open)
+        .await
+        .unwrap();
     let status = *shared.status.lock().unwrap();
     if status != StatusCode::OK {
         return (status, "broken").into_response();
     }
     let keys = shared.keys.lock().unwrap().clone();
-    Json(json!({ "keys": keys })).into_response()
+    let mut response = Json(json!({ "keys": keys })).into_response();
+    if let Some(value) = shared.cache_control.lock().unwrap().clone() {
+        let value = value.parse().unwrap();
+        response.headers_mut().insert(header::CACHE_CONTROL, value);
+    }
+    response
 }
 
 /// A URL where nothing listens.
@@ -237,6 +278,15 @@ impl TestApp {
     pub fn now_secs(&self) -> u64 {
         use common::Clock;
         self.clock.since_epoch().as_secs()
+    }
+
+    /// The value of the sample `series` (`name{label="value",...}`, labels as exposed) in `/metrics`.
+    pub async fn metric(&self, series: &str) -> Option<f64> {
+        let text = self.get("/metrics", None).await.text().await.unwrap();
+        text.lines()
+            .filter_map(|line| line.rsplit_once(' '))
+            .find(|(name, _)| *name == series)
+            .map(|(_, value)| value.parse().unwrap())
     }
 
     pub async fn get(&self, path_and_query: &str, token: Option<&str>) -> reqwest::Response {
