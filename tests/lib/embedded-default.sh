@@ -1,12 +1,12 @@
-# Shared by the Python suites (tests/interop, tests/schemathesis) that drive the embedded default
-# (oauth-time on 127.0.0.1:8080-8082, from the one static release build of scripts/build-static.sh):
-# the free-port check, the virtualenv of pinned packages, the build, the server's start, health
-# wait and stop.
+# Shared by the suites that drive the embedded default (oauth-time on 127.0.0.1:8080-8082, from the
+# one static release build of scripts/build-static.sh): the Python ones (tests/interop,
+# tests/schemathesis) and scripts/attack-proof.sh. The free-port check, the virtualenv of pinned
+# packages, the build, the server's start, health wait and stop.
 # Sourced from the repository root by a script that sets, before sourcing:
 #   suite           the name in messages
-#   here            the suite's folder (with requirements.txt)
-#   venv            the virtualenv's folder
-#   shown_packages  a regex of the packages whose versions are printed
+#   here            the suite's folder (with requirements.txt); unset: no virtualenv
+#   venv            the virtualenv's folder (with here)
+#   shown_packages  a regex of the packages whose versions are printed (with here)
 # and then uses step, fail, stop_server and wait_healthy LOG with server_pid set.
 
 binary=target/x86_64-unknown-linux-gnu/release/oauth-time
@@ -44,17 +44,21 @@ if [ "${#busy[@]}" -gt 0 ]; then
   exit 1
 fi
 
-step "virtualenv $venv (pinned packages from $here/requirements.txt)"
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+python=python3
+if [ -n "${here:-}" ]; then
+  python="$venv/bin/python"
+  step "virtualenv $venv (pinned packages from $here/requirements.txt)"
+  if [ ! -x "$python" ]; then
+    python3 -m venv "$venv"
+  fi
+  stamp="$venv/.requirements.sha256"
+  wanted=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
+  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
+    "$python" -m pip install --disable-pip-version-check -q -r "$here/requirements.txt"
+    echo "$wanted" >"$stamp"
+  fi
+  "$python" -m pip freeze --disable-pip-version-check | grep -iE "^($shown_packages)=="
 fi
-stamp="$venv/.requirements.sha256"
-wanted=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
-  "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$here/requirements.txt"
-  echo "$wanted" >"$stamp"
-fi
-"$venv/bin/python" -m pip freeze --disable-pip-version-check | grep -iE "^($shown_packages)=="
 
 step "the static release build (scripts/build-static.sh; nothing to do when it is current)"
 bash scripts/build-static.sh >/dev/null
@@ -75,7 +79,7 @@ trap 'stop_server; exit 143' TERM
 # wait_healthy LOG [CA_FILE]: all three /healthz answer 200 within 30 s, or fail; over HTTPS,
 # trusting CA_FILE, when one is given.
 wait_healthy() {
-  "$venv/bin/python" - "$suite" "$server_pid" "${2:-}" "${ports[@]}" <<'EOF' || { cat "$1" >&2; return 1; }
+  "$python" - "$suite" "$server_pid" "${2:-}" "${ports[@]}" <<'EOF' || { cat "$1" >&2; return 1; }
 import os, ssl, sys, time, urllib.request
 suite, pid, ca_file, ports = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4:]
 deadline = time.monotonic() + 30
