@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The hostile-load proof of issue 13: starts the embedded default (the static release build) with
+# The hostile-load proof (docs/security.md): starts the embedded default (the static release build) with
 # a fresh signing-key directory and runs `attack all` against it (crates/attack): junk client
 # authentications, an /authorize flood, slow connections and a key rotation, each from 127.0.0.2
 # while a legitimate loop calls the webapp from 127.0.0.1. Prints the figures as a markdown table

@@ -102,6 +102,13 @@ pub struct JunkArgs {
     /// Failed client authentications with distinct random client ids.
     #[arg(long, default_value_t = 100_000)]
     pub junk_count: u64,
+    /// Source addresses the junk comes from, from 127.1.0.0 on (its control from 127.2.0.0 on),
+    /// each sending its share on
+    /// connections of its own: at 20,000 sources each stays under the throttle's 5 free failures,
+    /// so every junk request reaches the secret check and is recorded, and the throttle's table
+    /// (10,000 entries) fills and makes room over and over. 1: all from the attacker's address.
+    #[arg(long, default_value_t = 20_000)]
+    pub junk_sources: u32,
     #[arg(long, default_value_t = 64)]
     pub junk_concurrency: usize,
     /// Length of each junk client id (the whole form must stay under the 16 KiB body limit).

@@ -1,4 +1,4 @@
-//! The hostile-load proof of issue 13: attacks on the embedded default from one loopback address
+//! The hostile-load proof (docs/security.md): attacks on the embedded default from one loopback address
 //! while a legitimate loop calls the webapp from another, each scenario with bounds that fail the
 //! run. `scripts/attack-proof.sh` starts the server and runs `attack all`.
 //!

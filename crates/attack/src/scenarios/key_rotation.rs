@@ -72,10 +72,24 @@ impl Scenario for RotationArgs {
             .await?;
         report.figure("controls_accepted", 2, "");
 
+        // Watched while the script runs: `retire` returns only once its wait for the resource
+        // servers is over, and the refusal must come within the bound, and before that return.
         let retired = Instant::now();
-        script.run(&["retire", &old_name]).await?;
         let bound = Duration::from_secs(self.retire_bound_seconds);
-        let watch = watch_retirement(ctx, &forger, &kid, retired, bound).await?;
+        let retiring = async {
+            let done = script.run(&["retire", &old_name]).await;
+            (done, retired.elapsed())
+        };
+        let ((done, script_took), watch) = tokio::join!(
+            retiring,
+            watch_retirement(ctx, &forger, &kid, retired, bound)
+        );
+        done?;
+        let watch = watch?;
+        report.figure("retire_script_took", tenths(script_took), "s");
+        report.bound(watch.refused_at.is_some_and(|at| at <= script_took), || {
+            "rotate-signing-key.sh retire returned before the retired key was refused".to_owned()
+        });
         let seconds = |at: Option<Duration>| match at {
             Some(at) => Value::from(tenths(at)),
             None => Value::from(format!("not within {}", self.retire_bound_seconds)),

@@ -7,15 +7,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpSocket;
 
 use super::{Ctx, Scenario};
 use crate::cli::SlowArgs;
 use crate::error::{Context, Error};
-use crate::http::Answer;
+use crate::http::{connect, socket_addr, status_of, Answer};
 use crate::report::{tenths, Report, Tally};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The declared body: under the body limit, and far more than a connection can trickle in time.
 const BODY_BYTES: u64 = 1_000;
 
@@ -114,12 +112,6 @@ async fn reachable(ctx: &Ctx) -> Result<(), Error> {
     Ok(())
 }
 
-fn socket_addr(base: &str) -> Result<SocketAddr, Error> {
-    base.trim_start_matches("http://").parse().context(format!(
-        "the slow connections need an http://IP:PORT address, not {base}"
-    ))
-}
-
 /// One connection: the head at once, then a body byte every `interval` until the server closes
 /// the connection or `bound` has passed since the start.
 async fn trickle(
@@ -170,35 +162,5 @@ async fn trickle(
             }
             () = tokio::time::sleep_until(deadline) => return Fate::StillOpen,
         }
-    }
-}
-
-async fn connect(target: SocketAddr, source: IpAddr) -> Result<tokio::net::TcpStream, String> {
-    let socket = TcpSocket::new_v4().map_err(|err| format!("socket: {err}"))?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(|err| format!("bind {source}: {err}"))?;
-    match tokio::time::timeout(CONNECT_TIMEOUT, socket.connect(target)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(err)) => Err(format!("connect: {err}")),
-        Err(_) => Err("connect timed out".into()),
-    }
-}
-
-/// The status of an HTTP/1.1 status line at the start of `received`.
-fn status_of(received: &[u8]) -> Option<u16> {
-    let line = std::str::from_utf8(received.get(..12)?).ok()?;
-    line.strip_prefix("HTTP/1.1 ")?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_status_is_read_from_the_status_line_only() {
-        assert_eq!(status_of(b"HTTP/1.1 408 Request Timeout\r\n"), Some(408));
-        assert_eq!(status_of(b"HTTP/1.1 4"), None);
-        assert_eq!(status_of(b"garbage garbage"), None);
     }
 }
