@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use common::ErrorBody;
 
-use crate::flow::RedirectError;
+use crate::redirect::RedirectError;
 
 /// The step of the flow that failed, reported as `step` in the error body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,9 @@ pub mod config;
 pub mod error;
 pub mod flow;
 mod metrics;
+pub mod redirect;
 mod routes;
+mod upstream;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +23,8 @@ use common::service::{BoxError, Service};
 
 pub use config::Config;
 pub use error::{Error, SetupError, Step};
-pub use flow::{check_location, check_redirect_query, Flow, RedirectError};
+pub use flow::Flow;
+pub use redirect::{check_location, check_redirect_query, RedirectError};
 
 pub const SERVICE_NAME: &str = "webapp";
 

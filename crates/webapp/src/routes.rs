@@ -13,7 +13,8 @@ use common::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
 
 use crate::error::Error;
-use crate::flow::{self, Flow};
+use crate::flow::Flow;
+use crate::redirect;
 
 pub(crate) fn router(flow: Arc<Flow>) -> Router {
     Router::new()
@@ -106,8 +107,8 @@ fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, 
 ///
 /// The webapp plays the user agent itself: for every user call it sends the authorization request
 /// and reads the code from the `Location` header of the authorization server's answer, checking
-/// `state` and `iss` there (see [`flow::check_location`]). So no flow ever waits here, and no
-/// `state` can match: this route runs the same check ([`flow::check_redirect_query`]) with no
+/// `state` and `iss` there (see [`redirect::check_location`]). So no flow ever waits here, and no
+/// `state` can match: this route runs the same check ([`redirect::check_redirect_query`]) with no
 /// pending state, which refuses every code with 400 `invalid_request` "unknown or expired state",
 /// and reports an `error` sent by the authorization server as a 400 with that error. It never
 /// redeems a code it did not request itself (CSRF defence, RFC 6749 §10.12).
@@ -130,13 +131,13 @@ fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, 
 )]
 async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> Error {
     request_id::record_client(&flow.config().client_id);
-    let refusal = match flow::check_redirect_query(
+    let refusal = match redirect::check_redirect_query(
         query.as_deref().unwrap_or(""),
         &flow.config().issuer,
         None,
     ) {
         // Cannot happen without a pending state; refused all the same.
-        Ok(_code) => flow::RedirectError::UnknownState,
+        Ok(_code) => redirect::RedirectError::UnknownState,
         Err(err) => err,
     };
     Error::Callback(refusal)
