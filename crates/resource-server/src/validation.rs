@@ -465,7 +465,16 @@ mod tests {
     #[test]
     fn required_claims_must_be_present() {
         let f = fixture();
-        for missing in ["exp", "iss", "aud", "sub", "client_id", "scope"] {
+        for missing in [
+            "exp",
+            "iss",
+            "aud",
+            "sub",
+            "client_id",
+            "scope",
+            "iat",
+            "jti",
+        ] {
             let mut claims = serde_json::to_value(claims()).unwrap();
             claims.as_object_mut().unwrap().remove(missing);
             let token = sign(&f, &header(), &claims);
@@ -542,17 +551,6 @@ mod tests {
                 .unwrap_err(),
             Error::InvalidToken("the token has no jti")
         );
-
-        for missing in ["iat", "jti"] {
-            let mut claims = serde_json::to_value(claims()).unwrap();
-            claims.as_object_mut().unwrap().remove(missing);
-            let token = sign(&f, &header(), &claims);
-            let err = f
-                .validator
-                .verify(&token, &f.decoding, at(NOW, 0))
-                .unwrap_err();
-            assert!(matches!(err, Error::InvalidToken(_)), "{missing}: {err:?}");
-        }
     }
 
     #[test]

@@ -99,17 +99,18 @@ impl TestServer {
             .unwrap()
     }
 
-    /// The value of one series (`name{labels}`) of the server's `/metrics`.
-    pub async fn metric(&self, series: &str) -> u64 {
-        let text = self
-            .http
-            .get(format!("{}/metrics", self.base))
+    /// A plain `GET` of `path` (`/…`).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .unwrap()
-            .text()
-            .await
-            .unwrap();
+    }
+
+    /// The value of one series (`name{labels}`) of the server's `/metrics`.
+    pub async fn metric(&self, series: &str) -> u64 {
+        let text = self.get("/metrics").await.text().await.unwrap();
         let prefix = format!("{series} ");
         text.lines()
             .find_map(|line| line.strip_prefix(&prefix))

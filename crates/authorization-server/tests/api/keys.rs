@@ -57,15 +57,7 @@ impl Drop for KeyDir {
 }
 
 async fn published(server: &TestServer) -> Vec<String> {
-    let jwks = json(
-        server
-            .http
-            .get(format!("{}/.well-known/jwks.json", server.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let jwks = json(server.get("/.well-known/jwks.json").await).await;
     jwks["keys"]
         .as_array()
         .unwrap()

@@ -73,12 +73,7 @@ async fn the_issuer_never_comes_from_the_host_header() {
 #[tokio::test]
 async fn the_jwks_max_age_is_configurable() {
     let server = spawn(&[("JWKS_MAX_AGE_SECONDS", "42")]).await;
-    let response = server
-        .http
-        .get(format!("{}/.well-known/jwks.json", server.base))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get("/.well-known/jwks.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["cache-control"], "public, max-age=42");
 }
@@ -87,12 +82,7 @@ async fn the_jwks_max_age_is_configurable() {
 async fn jwks_publishes_one_public_signing_key_with_cache_control() {
     for algorithm in ["EdDSA", "ES256", "RS256"] {
         let server = spawn(&[("SIGNING_ALGORITHM", algorithm)]).await;
-        let response = server
-            .http
-            .get(format!("{}/.well-known/jwks.json", server.base))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get("/.well-known/jwks.json").await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["cache-control"], "public, max-age=5");
         let jwks = json(response).await;
@@ -114,28 +104,13 @@ async fn jwks_publishes_one_public_signing_key_with_cache_control() {
 #[tokio::test]
 async fn unknown_paths_and_methods_answer_json() {
     let server = spawn(&[]).await;
-    let missing = server
-        .http
-        .get(format!("{}/nope", server.base))
-        .send()
-        .await
-        .unwrap();
+    let missing = server.get("/nope").await;
     assert_eq!(missing.status(), 404);
     assert!(json(missing).await["error"].is_string());
-    let get_token = server
-        .http
-        .get(format!("{}/token", server.base))
-        .send()
-        .await
-        .unwrap();
+    let get_token = server.get("/token").await;
     assert_eq!(get_token.status(), 405);
     assert_eq!(json(get_token).await["error"], "invalid_request");
-    let health = server
-        .http
-        .get(format!("{}/healthz", server.base))
-        .send()
-        .await
-        .unwrap();
+    let health = server.get("/healthz").await;
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-request-id"));
 }

@@ -179,12 +179,7 @@ async fn redis_down_answers_503_and_recovery_is_automatic() {
     );
     assert_eq!(crate::helpers::param(&pairs, "code"), None);
     assert_eq!(ready(&a).await, 503);
-    let health = a
-        .http
-        .get(format!("{}/healthz", a.base))
-        .send()
-        .await
-        .unwrap();
+    let health = a.get("/healthz").await;
     assert_eq!(health.status(), 200);
 
     redis.restart();
@@ -220,12 +215,7 @@ async fn a_tls_redis_is_used_when_its_ca_file_is_trusted() {
     // Without the CA file the self-signed certificate is not trusted: no code is issued, and
     // readiness says so.
     let untrusting = spawn(&[("REDIS_URL", url.as_str())]).await;
-    let ready = untrusting
-        .http
-        .get(format!("{}/readyz", untrusting.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = untrusting.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let token = redeem(&untrusting, &code).await;
     assert_eq!(token.status(), 503);
@@ -260,12 +250,7 @@ async fn a_redis_user_whose_password_comes_from_a_file() {
         ("REDIS_PASSWORD_FILE", wrong.as_str()),
     ])
     .await;
-    let ready = refused
-        .http
-        .get(format!("{}/readyz", refused.base))
-        .send()
-        .await
-        .unwrap();
+    let ready = refused.get("/readyz").await;
     assert_eq!(ready.status(), 503);
     let token = redeem(&refused, &code).await;
     assert_eq!(token.status(), 503);

@@ -25,11 +25,8 @@ async fn verify(
     algorithm: jsonwebtoken::Algorithm,
 ) -> serde_json::Value {
     let jwks: JwkSet = server
-        .http
-        .get(format!("{}/.well-known/jwks.json", server.base))
-        .send()
+        .get("/.well-known/jwks.json")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
