@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use arbitrary::{Arbitrary, Unstructured};
 use authorization_server::fuzzing::{authorize, CodeChallenge, Params, Refusal};
 use authorization_server::RegisteredClient;
-use common::{Scope, UserName};
+use oauth::{Scope, UserName};
 use url::Url;
 
 const CLIENT_ID: &str = "1234";
@@ -26,7 +26,7 @@ fn client(all_scopes: bool) -> RegisteredClient {
     RegisteredClient {
         id: CLIENT_ID.into(),
         secret: "qwerty".into(),
-        redirect_uri: REDIRECT_URI.into(),
+        redirect_uri: oauth::RedirectUri::parse(REDIRECT_URI).expect("a valid redirect URI"),
         scopes: if all_scopes {
             Scope::ALL.to_vec()
         } else {

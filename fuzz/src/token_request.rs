@@ -14,13 +14,14 @@ use authorization_server::fuzzing::{
 use authorization_server::RegisteredClient;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::Scope;
+use oauth::Scope;
 
 fn client(id: &str, secret: &str) -> RegisteredClient {
     RegisteredClient {
         id: id.into(),
         secret: secret.into(),
-        redirect_uri: "http://localhost:8080/callback".into(),
+        redirect_uri: oauth::RedirectUri::parse("http://localhost:8080/callback")
+            .expect("a valid redirect URI"),
         scopes: Scope::ALL.to_vec(),
     }
 }

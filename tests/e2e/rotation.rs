@@ -3,8 +3,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{AccessTokenClaims, Scope};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use oauth::{AccessTokenClaims, Scope};
 
 use crate::system::System;
 
@@ -17,16 +17,16 @@ fn forge_token(system: &System, pem: &[u8], kid: &str) -> String {
         .as_secs();
     let claims = AccessTokenClaims {
         iss: system.authorization_server.clone(),
-        sub: "alice".to_owned(),
+        sub: oauth::UserName::parse("alice").unwrap(),
         aud: format!("{}{}", system.resource_server, Scope::EpochTime.path()),
-        client_id: "1234".to_owned(),
-        scope: Scope::EpochTime.as_str().to_owned(),
+        client_id: "1234".into(),
+        scope: Scope::EpochTime,
         iat: now,
         exp: now + 5,
         jti: uuid::Uuid::new_v4().to_string(),
     };
     let mut header = Header::new(Algorithm::EdDSA);
-    header.typ = Some(common::claims::ACCESS_TOKEN_TYPE.to_owned());
+    header.typ = Some(oauth::claims::ACCESS_TOKEN_TYPE.to_owned());
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_pem(pem).unwrap()).unwrap()
 }

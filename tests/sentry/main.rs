@@ -196,8 +196,8 @@ async fn a_5xx_answer_reaches_sentry_tagged_and_without_secrets() {
 /// service can ever serve it.
 #[allow(clippy::panic)]
 async fn panicking_handler() -> &'static str {
-    record_client("1234");
-    record_user("carol");
+    record_client(&oauth::ClientId::new("1234"));
+    record_user(&oauth::UserName::parse("carol").unwrap());
     panic!("a bug in a handler")
 }
 

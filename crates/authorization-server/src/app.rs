@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use common::request_id::{record_client, record_user};
-use common::{AccessTokenClaims, Clock};
+use common::Clock;
+use oauth::AccessTokenClaims;
 use serde::Serialize;
 
 use crate::authorize::{self, Granted, Refusal};
@@ -62,11 +63,15 @@ impl App {
     /// (with a code or with an error), `Err` an error the user must see without a redirect.
     pub async fn authorize(&self, params: &Params, peer: IpAddr) -> Result<String, Error> {
         let client = &self.config.client;
-        let issuer = &self.config.issuer;
-        match authorize::authorize(params, client, &self.config.resource_server_public_url) {
+        let issuer = self.config.issuer();
+        match authorize::authorize(
+            params,
+            client,
+            &self.config.deployment.resource_server_public_url,
+        ) {
             Ok(Granted { grant, state }) => {
                 record_client(&grant.client_id);
-                record_user(grant.user.as_str());
+                record_user(&grant.user);
                 Ok(match self.issue_code(grant, peer).await {
                     Ok(code) => authorize::success_location(
                         &client.redirect_uri,
@@ -192,12 +197,12 @@ impl App {
                 return Err(Error::Token(OAuthError::invalid_grant("unknown code")))
             }
         };
-        record_user(grant.user.as_str());
+        record_user(&grant.user);
         token::check_grant(&grant, &client.id, &request).map_err(Error::Token)?;
 
         let claims = token::claims_for(
             &grant,
-            &self.config.issuer,
+            self.config.issuer(),
             self.clock.since_epoch(),
             self.config.access_token_ttl,
         );
@@ -222,7 +227,7 @@ impl App {
     pub fn metadata(&self) -> Metadata {
         let config = &self.config;
         Metadata {
-            issuer: config.issuer.clone(),
+            issuer: config.issuer().to_owned(),
             authorization_endpoint: config.authorization_endpoint(),
             token_endpoint: config.token_endpoint(),
             jwks_uri: config.jwks_uri(),

@@ -1,7 +1,7 @@
 //! The authorization request (RFC 6749 §4.1.1 with PKCE, RFC 8707 resource indicators): which
 //! requests are granted, which are refused by redirect and which can't even be redirected.
 
-use common::{Scope, UserName};
+use oauth::{RedirectUri, Scope, UserName};
 use url::Url;
 
 use crate::client::RegisteredClient;
@@ -112,14 +112,14 @@ fn check_client_and_redirect(params: &Params, client: &RegisteredClient) -> Resu
     match params.single("client_id") {
         Err(repeated) => return Err(direct(repeated.to_string())),
         Ok(None) => return Err(direct("client_id is required".into())),
-        Ok(Some(id)) if id != client.id => return Err(direct("unknown client_id".into())),
+        Ok(Some(id)) if client.id != *id => return Err(direct("unknown client_id".into())),
         Ok(Some(_)) => {}
     }
     match params.single("redirect_uri") {
         Err(repeated) => Err(direct(repeated.to_string())),
         Ok(None) => Err(direct("redirect_uri is required".into())),
         // RFC 9700 §2.1: exact string comparison, no normalisation.
-        Ok(Some(uri)) if uri != client.redirect_uri => Err(direct(
+        Ok(Some(uri)) if client.redirect_uri != *uri => Err(direct(
             "redirect_uri does not match the client's registered redirect URI".into(),
         )),
         Ok(Some(_)) => Ok(()),
@@ -187,7 +187,7 @@ fn parse_resource(
 
 /// Where the user agent is sent after a successful request (RFC 6749 §4.1.2, RFC 9207 `iss`).
 pub fn success_location(
-    redirect_uri: &str,
+    redirect_uri: &RedirectUri,
     code: &str,
     state: Option<&str>,
     issuer: &str,
@@ -203,7 +203,7 @@ pub fn success_location(
 
 /// Where the user agent is sent with an error (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
 pub fn error_location(
-    redirect_uri: &str,
+    redirect_uri: &RedirectUri,
     error: &OAuthError,
     state: Option<&str>,
     issuer: &str,
@@ -218,9 +218,9 @@ pub fn error_location(
     join_query(redirect_uri, &query.finish())
 }
 
-fn join_query(redirect_uri: &str, query: &str) -> String {
-    let separator = if redirect_uri.contains('?') { '&' } else { '?' };
-    format!("{redirect_uri}{separator}{query}")
+/// A registered redirect URI has no query of its own ([`RedirectUri::parse`]).
+fn join_query(redirect_uri: &RedirectUri, query: &str) -> String {
+    format!("{redirect_uri}?{query}")
 }
 
 #[cfg(test)]
@@ -234,7 +234,7 @@ mod tests {
         RegisteredClient {
             id: "1234".into(),
             secret: "qwerty".into(),
-            redirect_uri: REDIRECT.into(),
+            redirect_uri: RedirectUri::parse(REDIRECT).unwrap(),
             scopes: Scope::ALL.to_vec(),
         }
     }
@@ -461,16 +461,17 @@ mod tests {
 
     #[test]
     fn locations_carry_state_and_iss_encoded() {
-        let ok = success_location(REDIRECT, "c0de", Some("a b&c"), "http://localhost:8081");
+        let redirect = RedirectUri::parse(REDIRECT).unwrap();
+        let ok = success_location(&redirect, "c0de", Some("a b&c"), "http://localhost:8081");
         assert_eq!(
             ok,
             "http://localhost:8080/callback?code=c0de&state=a+b%26c&iss=http%3A%2F%2Flocalhost%3A8081"
         );
         let error = OAuthError::new(ErrorCode::InvalidScope, "no");
-        let err = error_location("http://x/cb?k=v", &error, None, "http://i");
+        let err = error_location(&redirect, &error, None, "http://i");
         assert_eq!(
             err,
-            "http://x/cb?k=v&error=invalid_scope&error_description=no&iss=http%3A%2F%2Fi"
+            "http://localhost:8080/callback?error=invalid_scope&error_description=no&iss=http%3A%2F%2Fi"
         );
     }
 }

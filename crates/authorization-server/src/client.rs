@@ -1,14 +1,13 @@
-use common::Scope;
-use secrecy::{ExposeSecret, SecretString};
+use oauth::{ClientId, ClientSecret, RedirectUri, Scope};
 use subtle::ConstantTimeEq;
 
 /// The one pre-registered confidential client. Its `Debug` shows no secret.
 #[derive(Debug, Clone)]
 pub struct RegisteredClient {
-    pub id: String,
-    pub secret: SecretString,
+    pub id: ClientId,
+    pub secret: ClientSecret,
     /// Compared with `redirect_uri` parameters by exact string match (RFC 9700 §2.1).
-    pub redirect_uri: String,
+    pub redirect_uri: RedirectUri,
     pub scopes: Vec<Scope>,
 }
 
@@ -18,9 +17,9 @@ impl RegisteredClient {
     pub fn authenticate(&self, id: &str, secret: &str) -> bool {
         let secret_matches: bool = secret
             .as_bytes()
-            .ct_eq(self.secret.expose_secret().as_bytes())
+            .ct_eq(self.secret.expose().as_bytes())
             .into();
-        id == self.id && secret_matches
+        self.id == *id && secret_matches
     }
 
     pub fn may_be_granted(&self, scope: Scope) -> bool {
@@ -34,9 +33,9 @@ mod tests {
 
     fn client() -> RegisteredClient {
         RegisteredClient {
-            id: "1234".into(),
-            secret: "qwerty".into(),
-            redirect_uri: "http://localhost:8080/callback".into(),
+            id: ClientId::new("1234"),
+            secret: ClientSecret::new("qwerty"),
+            redirect_uri: RedirectUri::parse("http://localhost:8080/callback").unwrap(),
             scopes: vec![Scope::EpochTime],
         }
     }

@@ -3,9 +3,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::config::{origin_string, ConfigError, Env, MAX_JWKS_MAX_AGE_SECONDS};
-use common::Scope;
-use jsonwebtoken::Algorithm;
+use common::config::{ConfigError, Env, MAX_JWKS_MAX_AGE_SECONDS};
+use oauth::{Deployment, Scope};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -16,11 +15,9 @@ use crate::client::RegisteredClient;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen_addr: SocketAddr,
-    /// The public URL users and tokens see; never derived from a request's `Host`.
-    pub issuer: String,
-    pub resource_server_public_url: Url,
+    /// The settings all three services share; its issuer is never derived from a request's `Host`.
+    pub deployment: Deployment,
     pub client: RegisteredClient,
-    pub signing_algorithm: Algorithm,
     pub signing_key_file: Option<PathBuf>,
     /// A directory of PEM keys with an `ACTIVE` file: the rotatable key set.
     pub signing_keys_dir: Option<PathBuf>,
@@ -45,20 +42,16 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let redis_url = redis_url(env)?;
+        let deployment = common::deployment::from_env(env)?;
         Ok(Self {
             listen_addr: env.socket_addr("AUTHORIZATION_SERVER_LISTEN_ADDR", "127.0.0.1:8081")?,
-            issuer: origin_string(&env.secure_base_url("ISSUER", "http://localhost:8081")?),
-            resource_server_public_url: env
-                .base_url("RESOURCE_SERVER_PUBLIC_URL", "http://localhost:8082")?,
             client: RegisteredClient {
-                id: env.get("CLIENT_ID").unwrap_or_else(|| "1234".into()),
-                secret: env
-                    .secret("CLIENT_SECRET", "CLIENT_SECRET_FILE", "qwerty")?
-                    .into(),
-                redirect_uri: redirect_uri(env)?,
+                id: deployment.client_id.clone(),
+                secret: common::deployment::client_secret(env)?,
+                redirect_uri: deployment.redirect_uri.clone(),
                 scopes: client_scopes(env)?,
             },
-            signing_algorithm: env.signing_algorithm()?,
+            deployment,
             signing_key_file: env.get("SIGNING_KEY_FILE").map(PathBuf::from),
             signing_keys_dir: signing_keys_dir(env)?,
             signing_keys_reload_interval: Duration::from_secs(
@@ -74,16 +67,20 @@ impl Config {
         })
     }
 
+    pub fn issuer(&self) -> &str {
+        &self.deployment.issuer
+    }
+
     pub fn authorization_endpoint(&self) -> String {
-        format!("{}/authorize", self.issuer)
+        format!("{}/authorize", self.issuer())
     }
 
     pub fn token_endpoint(&self) -> String {
-        format!("{}/token", self.issuer)
+        format!("{}/token", self.issuer())
     }
 
     pub fn jwks_uri(&self) -> String {
-        format!("{}/.well-known/jwks.json", self.issuer)
+        format!("{}/.well-known/jwks.json", self.issuer())
     }
 
     /// The `Cache-Control` of the JWKS response.
@@ -191,23 +188,6 @@ fn redis_ca_file(env: &Env, redis_url: Option<&str>) -> Result<Option<PathBuf>, 
     Ok(Some(PathBuf::from(path)))
 }
 
-fn redirect_uri(env: &Env) -> Result<String, ConfigError> {
-    const VAR: &str = "REDIRECT_URI";
-    let raw = env
-        .get(VAR)
-        .unwrap_or_else(|| "http://localhost:8080/callback".into());
-    let url = Url::parse(&raw).map_err(|err| ConfigError::new(VAR, raw.clone(), err))?;
-    if url.fragment().is_some() || !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::new(
-            VAR,
-            raw,
-            "an absolute http(s) URL without fragment",
-        ));
-    }
-    env.check_transport(VAR, &url)?;
-    Ok(raw)
-}
-
 fn client_scopes(env: &Env) -> Result<Vec<Scope>, ConfigError> {
     const VAR: &str = "CLIENT_SCOPES";
     let Some(raw) = env.get(VAR) else {
@@ -238,11 +218,16 @@ mod tests {
     fn defaults_are_the_embedded_setup() {
         let config = Config::from_env(&env(&[])).unwrap();
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8081");
-        assert_eq!(config.issuer, "http://localhost:8081");
-        assert_eq!(config.client.id, "1234");
-        assert_eq!(config.client.redirect_uri, "http://localhost:8080/callback");
+        assert_eq!(
+            config.deployment,
+            common::deployment::from_env(&env(&[])).unwrap()
+        );
+        assert_eq!(config.client.id.as_str(), "1234");
+        assert_eq!(
+            config.client.redirect_uri.as_str(),
+            "http://localhost:8080/callback"
+        );
         assert_eq!(config.client.scopes, Scope::ALL);
-        assert_eq!(config.signing_algorithm, Algorithm::EdDSA);
         assert_eq!(config.access_token_ttl, Duration::from_secs(5));
         assert_eq!(config.code_ttl, Duration::from_secs(30));
         assert_eq!(config.jwks_max_age, Duration::from_secs(5));
@@ -277,25 +262,6 @@ mod tests {
         let err = Config::from_env(&env(&[("JWKS_MAX_AGE_SECONDS", "301")])).unwrap_err();
         assert_eq!(err.var, "JWKS_MAX_AGE_SECONDS");
         assert!(err.reason.contains("at most 300"), "{err}");
-    }
-
-    #[test]
-    fn clear_text_off_loopback_stops_start_up_unless_allowed() {
-        for (var, value) in [
-            ("ISSUER", "http://as.example"),
-            ("REDIRECT_URI", "http://app.example/callback"),
-        ] {
-            let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
-            assert_eq!(err.var, var);
-            assert!(err.reason.contains("ALLOW_INSECURE_HTTP"), "{err}");
-            let allowed = env(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
-            assert!(Config::from_env(&allowed).is_ok(), "{var}");
-        }
-        let https = env(&[
-            ("ISSUER", "https://as.example"),
-            ("REDIRECT_URI", "https://app.example/callback"),
-        ]);
-        assert!(Config::from_env(&https).is_ok());
     }
 
     #[test]

@@ -1,52 +1,13 @@
 //! The authorization server's errors: the RFC 6749 error codes the domain speaks, and the one place
 //! where errors become HTTP responses.
 
-use std::fmt;
-
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use common::ErrorBody;
+use common::api_error::{respond, ApiError};
+use oauth::ErrorBody;
+pub use oauth::ErrorCode;
 
 use crate::store::StoreError;
-
-/// An error code of RFC 6749 §4.1.2.1 / §5.2, RFC 8707 §2 (`invalid_target`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    InvalidRequest,
-    InvalidClient,
-    InvalidGrant,
-    UnauthorizedClient,
-    UnsupportedGrantType,
-    UnsupportedResponseType,
-    InvalidScope,
-    InvalidTarget,
-    ServerError,
-    TemporarilyUnavailable,
-}
-
-impl ErrorCode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// An OAuth error as sent to the client: a code and a human-readable description.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -73,7 +34,7 @@ impl OAuthError {
     }
 
     fn body(&self) -> ErrorBody {
-        ErrorBody::new(self.code.as_str(), self.description.clone())
+        ErrorBody::new(self.code, self.description.clone())
     }
 }
 
@@ -106,79 +67,66 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("cannot sign the access token: {0}")]
     Signing(#[from] crate::keys::KeyError),
-    #[error("not found")]
-    NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
+}
+
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::AuthorizeNoRedirect(_) | Error::Token(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Error::SlowDown { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Signing(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        match self {
+            Error::AuthorizeNoRedirect(error)
+            | Error::Token(error)
+            | Error::InvalidClient { error, .. } => error.body(),
+            Error::SlowDown { retry_after } => ErrorBody::new(
+                ErrorCode::TemporarilyUnavailable,
+                format!(
+                    "too many failed client authentications from this address; retry in {} s",
+                    retry_seconds(*retry_after)
+                ),
+            ),
+            Error::Store(_) => ErrorBody::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the authorization code store is unavailable; retry shortly",
+            ),
+            Error::Signing(_) => ErrorBody::new(ErrorCode::ServerError, "cannot issue a token"),
+        }
+    }
+
+    fn add_headers(&self, headers: &mut HeaderMap) {
+        match self {
+            Error::SlowDown { retry_after } => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_seconds(*retry_after)),
+                );
+            }
+            Error::InvalidClient {
+                method: AuthMethod::Basic | AuthMethod::None,
+                ..
+            } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Basic realm=\"authorization-server\", charset=\"UTF-8\"",
+                    ),
+                );
+            }
+            _ => {}
+        }
+    }
 }
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let (status, body) = match &self {
-            Error::AuthorizeNoRedirect(error) | Error::Token(error) => {
-                (StatusCode::BAD_REQUEST, error.body())
-            }
-            Error::InvalidClient { error, .. } => (StatusCode::UNAUTHORIZED, error.body()),
-            Error::SlowDown { retry_after } => (
-                StatusCode::TOO_MANY_REQUESTS,
-                ErrorBody::new(
-                    ErrorCode::TemporarilyUnavailable.as_str(),
-                    format!(
-                        "too many failed client authentications from this address; retry in {} s",
-                        retry_seconds(*retry_after)
-                    ),
-                ),
-            ),
-            Error::Store(err) => {
-                tracing::error!(error = %err, "code store unavailable");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ErrorBody::new(
-                        ErrorCode::TemporarilyUnavailable.as_str(),
-                        "the authorization code store is unavailable; retry shortly",
-                    ),
-                )
-            }
-            Error::Signing(err) => {
-                tracing::error!(error = %err, "cannot sign an access token");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    ErrorBody::new(ErrorCode::ServerError.as_str(), "cannot issue a token"),
-                )
-            }
-            Error::NotFound => (
-                StatusCode::NOT_FOUND,
-                ErrorBody::new("not_found", "no such endpoint"),
-            ),
-            Error::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorBody::new("invalid_request", "method not allowed on this endpoint"),
-            ),
-        };
-        if status.is_client_error() {
-            tracing::info!(error = %self, "request refused");
-        }
-        let mut response = (status, Json(body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if let Error::SlowDown { retry_after } = &self {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_seconds(*retry_after)),
-            );
-        }
-        if let Error::InvalidClient {
-            method: AuthMethod::Basic | AuthMethod::None,
-            ..
-        } = self
-        {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"authorization-server\", charset=\"UTF-8\""),
-            );
-        }
-        response
+        respond(&self)
     }
 }
 

@@ -193,7 +193,7 @@ impl SigningKey {
         let header = json!({
             "alg": algorithm,
             "kid": kid,
-            "typ": common::claims::ACCESS_TOKEN_TYPE,
+            "typ": oauth::claims::ACCESS_TOKEN_TYPE,
         });
         Self {
             encoded_header: b64(header.to_string().as_bytes()),

@@ -63,7 +63,7 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
         key_reload::spawn(
             &keys,
             dir.clone(),
-            config.signing_algorithm,
+            config.deployment.signing_algorithm,
             config.signing_keys_reload_interval,
             metrics.clone(),
         );
@@ -86,7 +86,7 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
         }
         None => Arc::new(MemoryCodeStore::new(config.max_live_codes.get())),
     };
-    let throttle = ClientAuthThrottle::new(&config.client.id);
+    let throttle = ClientAuthThrottle::new(config.client.id.as_str());
     let authorize_rate = AuthorizeRateLimit::new(config.authorize_rate, clock.clone());
     Ok(App {
         config,
@@ -101,7 +101,7 @@ pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
 }
 
 fn key_set(config: &Config) -> Result<KeySet, BoxError> {
-    let algorithm = config.signing_algorithm;
+    let algorithm = config.deployment.signing_algorithm;
     if let Some(dir) = &config.signing_keys_dir {
         let set = KeySet::load_dir(dir, algorithm)
             .map_err(|err| format!("SIGNING_KEYS_DIR {}: {err}", dir.display()))?;
@@ -151,8 +151,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/token", post(routes::token))
         .route("/readyz", get(routes::readyz))
         .merge(common::openapi::operations_router(routes::document()))
-        .fallback(routes::not_found)
-        .method_not_allowed_fallback(routes::method_not_allowed)
+        .fallback(common::openapi::not_found)
+        .method_not_allowed_fallback(common::openapi::method_not_allowed)
         .with_state(app);
     observability.wrap(routes)
 }

@@ -1,6 +1,6 @@
 //! The authorization server's own metrics, in its service's registry (next to the HTTP metrics).
 
-use common::Scope;
+use oauth::Scope;
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 
 use crate::store::Redemption;

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
 use common::openapi::Health;
-use common::{ErrorBody, UserName};
+use oauth::{ErrorBody, UserName};
 use utoipa::OpenApi;
 
 use crate::app::{App, Metadata, TokenResponse};
@@ -264,12 +264,4 @@ struct JwkSet {
     /// Public keys with `kid`, `use: sig` and `alg`.
     #[schema(value_type = Vec<Object>)]
     keys: Vec<()>,
-}
-
-pub async fn not_found() -> Error {
-    Error::NotFound
-}
-
-pub async fn method_not_allowed() -> Error {
-    Error::MethodNotAllowed
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{Scope, UserName};
+use oauth::{ClientId, RedirectUri, Scope, UserName};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -20,8 +20,8 @@ use crate::pkce::CodeChallenge;
 /// What an authorization code stands for: everything the code is bound to (RFC 6749 §4.1.2).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
-    pub client_id: String,
-    pub redirect_uri: String,
+    pub client_id: ClientId,
+    pub redirect_uri: RedirectUri,
     pub user: UserName,
     pub scope: Scope,
     pub resource: String,
@@ -249,7 +249,7 @@ mod tests {
     fn grant() -> Grant {
         Grant {
             client_id: "1234".into(),
-            redirect_uri: "http://localhost:8080/callback".into(),
+            redirect_uri: RedirectUri::parse("http://localhost:8080/callback").unwrap(),
             user: UserName::parse("alice").unwrap(),
             scope: Scope::EpochTime,
             resource: "http://localhost:8082/epoch_time".into(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::AccessTokenClaims;
+use oauth::{AccessTokenClaims, ClientId};
 
 use crate::client::RegisteredClient;
 use crate::error::{AuthMethod, ErrorCode, OAuthError};
@@ -144,15 +144,15 @@ pub fn parse_token_request(params: &Params) -> Result<TokenRequest, OAuthError> 
 /// RFC 7636 §4.6, RFC 8707 §2.2).
 pub fn check_grant(
     grant: &Grant,
-    client_id: &str,
+    client_id: &ClientId,
     request: &TokenRequest,
 ) -> Result<(), OAuthError> {
-    if grant.client_id != client_id {
+    if grant.client_id != *client_id {
         return Err(OAuthError::invalid_grant(
             "the code was issued to another client",
         ));
     }
-    if grant.redirect_uri != request.redirect_uri {
+    if grant.redirect_uri != *request.redirect_uri {
         return Err(OAuthError::invalid_grant(
             "redirect_uri differs from the authorization request's",
         ));
@@ -180,10 +180,10 @@ pub fn claims_for(grant: &Grant, issuer: &str, now: Duration, ttl: Duration) -> 
     let iat = now.as_secs();
     AccessTokenClaims {
         iss: issuer.to_owned(),
-        sub: grant.user.as_str().to_owned(),
+        sub: grant.user.clone(),
         aud: grant.resource.clone(),
         client_id: grant.client_id.clone(),
-        scope: grant.scope.as_str().to_owned(),
+        scope: grant.scope,
         iat,
         exp: iat + ttl.as_secs(),
         jti: uuid::Uuid::new_v4().to_string(),
@@ -192,7 +192,7 @@ pub fn claims_for(grant: &Grant, issuer: &str, now: Duration, ttl: Duration) -> 
 
 #[cfg(test)]
 mod tests {
-    use common::{Scope, UserName};
+    use oauth::{RedirectUri, Scope, UserName};
 
     use super::*;
     use crate::pkce::CodeChallenge;
@@ -205,7 +205,7 @@ mod tests {
         RegisteredClient {
             id: "1234".into(),
             secret: "qwerty".into(),
-            redirect_uri: REDIRECT.into(),
+            redirect_uri: RedirectUri::parse(REDIRECT).unwrap(),
             scopes: Scope::ALL.to_vec(),
         }
     }
@@ -221,7 +221,7 @@ mod tests {
     fn grant() -> Grant {
         Grant {
             client_id: "1234".into(),
-            redirect_uri: REDIRECT.into(),
+            redirect_uri: RedirectUri::parse(REDIRECT).unwrap(),
             user: UserName::parse("alice").unwrap(),
             scope: Scope::EpochTime,
             resource: "http://localhost:8082/epoch_time".into(),
@@ -374,22 +374,26 @@ mod tests {
     #[test]
     fn the_grant_must_match_client_redirect_and_verifier() {
         assert_eq!(
-            check_grant(&grant(), "1234", &request(VERIFIER, REDIRECT)),
+            check_grant(&grant(), &"1234".into(), &request(VERIFIER, REDIRECT)),
             Ok(())
         );
-        let wrong_client = check_grant(&grant(), "9999", &request(VERIFIER, REDIRECT));
+        let wrong_client = check_grant(&grant(), &"9999".into(), &request(VERIFIER, REDIRECT));
         assert_eq!(wrong_client.unwrap_err().code, ErrorCode::InvalidGrant);
         let other_redirect = check_grant(
             &grant(),
-            "1234",
+            &"1234".into(),
             &request(VERIFIER, "http://localhost:8080/other"),
         );
         assert_eq!(other_redirect.unwrap_err().code, ErrorCode::InvalidGrant);
-        let wrong_verifier = check_grant(&grant(), "1234", &request(&"a".repeat(43), REDIRECT));
+        let wrong_verifier = check_grant(
+            &grant(),
+            &"1234".into(),
+            &request(&"a".repeat(43), REDIRECT),
+        );
         assert_eq!(wrong_verifier.unwrap_err().code, ErrorCode::InvalidGrant);
         let mut other_resource = request(VERIFIER, REDIRECT);
         other_resource.resource = Some("http://localhost:8082/current_time".into());
-        let err = check_grant(&grant(), "1234", &other_resource).unwrap_err();
+        let err = check_grant(&grant(), &"1234".into(), &other_resource).unwrap_err();
         assert_eq!(err.code, ErrorCode::InvalidTarget);
     }
 
@@ -402,10 +406,10 @@ mod tests {
             Duration::from_secs(5),
         );
         assert_eq!(claims.iss, "http://localhost:8081");
-        assert_eq!(claims.sub, "alice");
+        assert_eq!(claims.sub.as_str(), "alice");
         assert_eq!(claims.aud, "http://localhost:8082/epoch_time");
         assert_eq!(claims.client_id, "1234");
-        assert_eq!(claims.scope, "epoch_time");
+        assert_eq!(claims.scope, Scope::EpochTime);
         assert_eq!((claims.iat, claims.exp), (1_700_000_000, 1_700_000_005));
         assert!(uuid::Uuid::parse_str(&claims.jti).is_ok());
     }

@@ -155,23 +155,6 @@ impl Env {
         Ok(value)
     }
 
-    /// `SIGNING_ALGORITHM`: `EdDSA` (default), `ES256` or `RS256`. One setting for both sides: the
-    /// authorization server signs with it, the resource server accepts nothing else.
-    pub fn signing_algorithm(&self) -> Result<jsonwebtoken::Algorithm, ConfigError> {
-        use jsonwebtoken::Algorithm;
-        const VAR: &str = "SIGNING_ALGORITHM";
-        match self.get(VAR).as_deref().map(str::trim) {
-            None | Some("EdDSA") => Ok(Algorithm::EdDSA),
-            Some("ES256") => Ok(Algorithm::ES256),
-            Some("RS256") => Ok(Algorithm::RS256),
-            Some(other) => Err(ConfigError::new(
-                VAR,
-                other,
-                "expected EdDSA, ES256 or RS256",
-            )),
-        }
-    }
-
     /// A positive number of seconds.
     pub fn seconds(&self, var: &'static str, default: u64) -> Result<u64, ConfigError> {
         self.positive(var, default)
@@ -257,28 +240,6 @@ mod tests {
                 env(&[("U", bad)]).base_url("U", "http://x").is_err(),
                 "{bad}"
             );
-        }
-    }
-
-    #[test]
-    fn only_the_three_asymmetric_algorithms() {
-        use jsonwebtoken::Algorithm;
-        for (raw, expected) in [
-            ("EdDSA", Algorithm::EdDSA),
-            ("ES256", Algorithm::ES256),
-            ("RS256", Algorithm::RS256),
-        ] {
-            assert_eq!(
-                env(&[("SIGNING_ALGORITHM", raw)]).signing_algorithm(),
-                Ok(expected)
-            );
-        }
-        assert_eq!(env(&[]).signing_algorithm(), Ok(Algorithm::EdDSA));
-        for bad in ["HS256", "none", "eddsa", "PS256"] {
-            let err = env(&[("SIGNING_ALGORITHM", bad)])
-                .signing_algorithm()
-                .unwrap_err();
-            assert_eq!(err.var, "SIGNING_ALGORITHM");
         }
     }
 

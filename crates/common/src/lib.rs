@@ -1,14 +1,13 @@
-//! What the three services share. Nothing here knows about a particular service: the access-token
-//! claims are the contract between the authorization server and the resource server, the
-//! resource answers the one between the resource server and the webapp, the rest is
-//! plumbing (configuration, telemetry and error reporting, request ids, metrics and the middleware
-//! stack, error bodies, serving, the HTTP client).
+//! The service kit: what every service does the same way, and nothing about a particular service
+//! or about the protocol itself (that is the `oauth` crate): configuration (the deployment's shared
+//! settings read once), telemetry and error reporting, request ids, metrics and the middleware
+//! stack, error answers, serving, the HTTP client.
 
-pub mod claims;
+pub mod api_error;
 pub mod clock;
 pub mod config;
+pub mod deployment;
 pub mod dev_certs;
-pub mod error_body;
 pub mod error_reporting;
 pub mod healthcheck;
 pub mod http_client;
@@ -16,18 +15,11 @@ pub mod observability;
 pub mod openapi;
 pub mod peer;
 pub mod request_id;
-pub mod resource;
-pub mod scope;
 pub mod secret_file;
 pub mod server;
 pub mod service;
 pub mod signals;
 pub mod telemetry;
 pub mod tls;
-pub mod user;
 
-pub use claims::AccessTokenClaims;
 pub use clock::{Clock, SystemClock};
-pub use error_body::ErrorBody;
-pub use scope::Scope;
-pub use user::UserName;

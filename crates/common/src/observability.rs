@@ -34,7 +34,7 @@ use tracing::Instrument;
 
 use crate::request_id::{RequestId, HEADER};
 use crate::telemetry::PANIC_TARGET;
-use crate::ErrorBody;
+use oauth::{ErrorBody, ErrorCode};
 
 /// Latency buckets in seconds, for incoming requests and upstream calls alike.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -175,7 +175,7 @@ fn too_large() -> Response {
 fn refuse(status: StatusCode, description: String) -> Response {
     (
         status,
-        axum::Json(crate::ErrorBody::new("invalid_request", description)),
+        axum::Json(ErrorBody::new(ErrorCode::InvalidRequest, description)),
     )
         .into_response()
 }
@@ -310,7 +310,7 @@ fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!(target: PANIC_TARGET, "the handler panicked; answered 500");
     (
         StatusCode::INTERNAL_SERVER_ERROR,
-        Json(ErrorBody::new("server_error", "internal error")),
+        Json(ErrorBody::new(ErrorCode::ServerError, "internal error")),
     )
         .into_response()
 }

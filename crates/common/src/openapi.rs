@@ -16,7 +16,7 @@ use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::ToSchema;
 
 use crate::observability::{MAX_BODY_BYTES, MAX_URI_BYTES};
-use crate::ErrorBody;
+use oauth::{ErrorBody, ErrorCode};
 
 /// The body of `/healthz` and `/readyz`.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -70,7 +70,7 @@ struct OperationsApi;
 pub async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     (
         StatusCode::NOT_FOUND,
-        Json(ErrorBody::new("not_found", "no such endpoint")),
+        Json(ErrorBody::new(ErrorCode::NotFound, "no such endpoint")),
     )
 }
 
@@ -79,7 +79,7 @@ pub async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
     (
         StatusCode::METHOD_NOT_ALLOWED,
         Json(ErrorBody::new(
-            "invalid_request",
+            ErrorCode::InvalidRequest,
             "method not allowed on this endpoint",
         )),
     )
@@ -95,7 +95,7 @@ pub fn finish(mut api: OpenApi) -> OpenApi {
     components
         .schemas
         .entry("ErrorBody".to_owned())
-        .or_insert_with(<crate::ErrorBody as utoipa::PartialSchema>::schema);
+        .or_insert_with(<ErrorBody as utoipa::PartialSchema>::schema);
     for item in api.paths.paths.values_mut() {
         let operations = [
             &mut item.get,

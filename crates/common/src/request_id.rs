@@ -3,6 +3,7 @@
 //! webapp and echoed in every response.
 
 use http::{HeaderName, HeaderValue};
+use oauth::{ClientId, UserName};
 
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -44,14 +45,16 @@ impl RequestId {
 
 /// Records a value known only once the request has been parsed (the user, the client) on the
 /// request's span, so that every later log line of the request carries it, and as a tag of the
-/// request's Sentry scope. Pass only validated values (a [`crate::UserName`], a registered or
+/// request's Sentry scope. Only validated values can be passed (a user name, a registered or
 /// signed client id): they end up in log lines and headers of error reports.
-pub fn record_user(user: &str) {
+pub fn record_user(user: &UserName) {
+    let user = user.as_str();
     tracing::Span::current().record("user_id", user);
     sentry::Hub::with_active(|hub| hub.configure_scope(|scope| scope.set_tag("user_id", user)));
 }
 
-pub fn record_client(client_id: &str) {
+pub fn record_client(client_id: &ClientId) {
+    let client_id = client_id.as_str();
     tracing::Span::current().record("client_id", client_id);
     sentry::Hub::with_active(|hub| {
         hub.configure_scope(|scope| scope.set_tag("client_id", client_id))

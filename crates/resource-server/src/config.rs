@@ -5,14 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
-use jsonwebtoken::Algorithm;
+use oauth::Deployment;
 use url::Url;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8082";
-pub const DEFAULT_ISSUER: &str = "http://localhost:8081";
 pub const DEFAULT_AUTHORIZATION_SERVER_URL: &str = "http://127.0.0.1:8081";
-pub const DEFAULT_RESOURCE_SERVER_PUBLIC_URL: &str = "http://localhost:8082";
-pub const DEFAULT_CLIENT_ID: &str = "1234";
 pub const DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS: u64 = 2;
 pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 3000;
 
@@ -22,16 +19,12 @@ pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub listen_addr: SocketAddr,
-    /// `ISSUER` exactly as tokens carry it in `iss` (no trailing slash).
-    pub issuer: String,
+    /// What a token must name: its `iss`, its `client_id`, its `aud` (the public URL plus the
+    /// endpoint's path); and the only signature algorithm accepted (RFC 8725 §3.1: pinned, never
+    /// taken from a token).
+    pub deployment: Deployment,
     /// Internal URL of the authorization server; the JWKS is fetched from `{this}/.well-known/jwks.json`.
     pub authorization_server_url: Url,
-    /// Public URL of this server; a token's `aud` is this plus the endpoint path.
-    pub resource_server_public_url: Url,
-    /// The one registered client; a token's `client_id` must equal it.
-    pub client_id: String,
-    /// The only signature algorithm accepted (RFC 8725 §3.1: pinned, never taken from a token).
-    pub algorithm: Algorithm,
     /// Least time between two JWKS fetches (an unknown `kid` or a stale key set triggers one).
     pub jwks_refetch_interval: Duration,
     /// Timeout of every outbound call (the JWKS fetch).
@@ -42,22 +35,11 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let issuer = origin_string(&env.base_url("ISSUER", DEFAULT_ISSUER)?);
-        let algorithm = env.signing_algorithm()?;
-        let client_id = env
-            .get("CLIENT_ID")
-            .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned());
         Ok(Self {
             listen_addr: env.socket_addr("RESOURCE_SERVER_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
-            issuer,
+            deployment: common::deployment::from_env(env)?,
             authorization_server_url: env
                 .secure_base_url("AUTHORIZATION_SERVER_URL", DEFAULT_AUTHORIZATION_SERVER_URL)?,
-            resource_server_public_url: env.base_url(
-                "RESOURCE_SERVER_PUBLIC_URL",
-                DEFAULT_RESOURCE_SERVER_PUBLIC_URL,
-            )?,
-            client_id,
-            algorithm,
             jwks_refetch_interval: Duration::from_secs(env.seconds(
                 "JWKS_REFETCH_INTERVAL_SECONDS",
                 DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
@@ -88,41 +70,16 @@ mod tests {
     fn defaults_match_the_documentation() {
         let config = Config::from_env(&env(&[])).unwrap();
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8082");
-        assert_eq!(config.issuer, "http://localhost:8081");
+        assert_eq!(
+            config.deployment,
+            common::deployment::from_env(&env(&[])).unwrap()
+        );
         assert_eq!(
             config.jwks_url(),
             "http://127.0.0.1:8081/.well-known/jwks.json"
         );
-        assert_eq!(
-            config.resource_server_public_url.as_str(),
-            "http://localhost:8082/"
-        );
-        assert_eq!(config.client_id, "1234");
-        assert_eq!(config.algorithm, Algorithm::EdDSA);
         assert_eq!(config.jwks_refetch_interval, Duration::from_secs(2));
         assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
-    }
-
-    #[test]
-    fn issuer_keeps_no_trailing_slash() {
-        let config = Config::from_env(&env(&[("ISSUER", "https://as.example/")])).unwrap();
-        assert_eq!(config.issuer, "https://as.example");
-    }
-
-    #[test]
-    fn only_the_three_asymmetric_algorithms_are_accepted() {
-        for (raw, alg) in [
-            ("EdDSA", Algorithm::EdDSA),
-            ("ES256", Algorithm::ES256),
-            ("RS256", Algorithm::RS256),
-        ] {
-            let config = Config::from_env(&env(&[("SIGNING_ALGORITHM", raw)])).unwrap();
-            assert_eq!(config.algorithm, alg);
-        }
-        for bad in ["none", "HS256", "eddsa", "PS256", "ES384"] {
-            let err = Config::from_env(&env(&[("SIGNING_ALGORITHM", bad)])).unwrap_err();
-            assert_eq!(err.var, "SIGNING_ALGORITHM", "{bad}");
-        }
     }
 
     #[test]
@@ -154,9 +111,7 @@ mod tests {
     fn bad_values_name_their_variable() {
         for (var, bad) in [
             ("RESOURCE_SERVER_LISTEN_ADDR", "localhost"),
-            ("ISSUER", "not a url"),
             ("AUTHORIZATION_SERVER_URL", "http://as/path"),
-            ("RESOURCE_SERVER_PUBLIC_URL", "ftp://rs"),
             ("JWKS_REFETCH_INTERVAL_SECONDS", "0"),
             ("UPSTREAM_TIMEOUT_MS", "0"),
             ("UPSTREAM_TIMEOUT_MS", "soon"),

@@ -4,11 +4,11 @@
 //! Descriptions are `&'static str` on purpose: nothing a caller sent (a token, a user name, a
 //! `kid`) can end up in a header or a body.
 
-use axum::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use common::{ErrorBody, Scope};
+use common::api_error::{respond, ApiError};
+use oauth::{ErrorBody, ErrorCode, Scope};
 
 /// The realm of every `WWW-Authenticate: Bearer` challenge.
 pub const REALM: &str = "resource-server";
@@ -65,26 +65,15 @@ impl Error {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::MissingToken | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            Error::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Error::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     /// The OAuth error code of the body (and of the challenge, when there is one).
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            // RFC 6750 gives no code for a request without credentials; the body still needs one.
-            Error::MissingToken => "unauthorized",
-            Error::InvalidRequest(_) => "invalid_request",
-            Error::InvalidToken(_) => "invalid_token",
-            Error::InsufficientScope { .. } => "insufficient_scope",
-            Error::KeysUnavailable => "temporarily_unavailable",
-            Error::Internal(_) => "server_error",
+            Error::MissingToken => ErrorCode::Unauthorized,
+            Error::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Error::InvalidToken(_) => ErrorCode::InvalidToken,
+            Error::InsufficientScope { .. } => ErrorCode::InsufficientScope,
+            Error::KeysUnavailable => ErrorCode::TemporarilyUnavailable,
+            Error::Internal(_) => ErrorCode::ServerError,
         }
     }
 
@@ -132,33 +121,41 @@ fn quoted_string_safe(text: &str) -> String {
         .collect()
 }
 
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
+        match self {
+            Error::MissingToken | Error::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Error::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Error::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Error::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        ErrorBody::new(self.code(), self.description())
+    }
+
+    fn add_headers(&self, headers: &mut HeaderMap) {
+        if let Some(value) = self
+            .challenge()
+            .and_then(|challenge| HeaderValue::from_str(&challenge).ok())
+        {
+            headers.insert(WWW_AUTHENTICATE, value);
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            // An error line: reported to Sentry with the request's tags.
-            tracing::error!(error = %self, "request failed");
-        } else {
-            tracing::info!(error = %self, "request refused");
-        }
-        let mut response = (
-            status,
-            Json(ErrorBody::new(self.code(), self.description())),
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self.challenge() {
-            if let Ok(value) = HeaderValue::from_str(&challenge) {
-                headers.insert(WWW_AUTHENTICATE, value);
-            }
-        }
-        response
+        respond(&self)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::http::header::CACHE_CONTROL;
+
     use super::*;
 
     #[test]

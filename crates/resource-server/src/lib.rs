@@ -51,7 +51,7 @@ impl AppState {
             keys: Arc::new(jwks::KeyCache::new(
                 config.jwks_url(),
                 client,
-                config.algorithm,
+                config.deployment.signing_algorithm,
                 config.jwks_refetch_interval,
                 clock.clone(),
                 metrics.clone(),

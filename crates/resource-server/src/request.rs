@@ -6,7 +6,7 @@
 
 use axum::http::header::AUTHORIZATION;
 use axum::http::HeaderMap;
-use common::UserName;
+use oauth::UserName;
 
 use crate::error::Error;
 

@@ -18,10 +18,10 @@
 
 use std::time::Duration;
 
-use common::claims::is_access_token_type;
-use common::{AccessTokenClaims, Scope, UserName};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use oauth::claims::is_access_token_type;
+use oauth::{AccessTokenClaims, ClientId, Scope, UserName};
 
 use crate::config::Config;
 use crate::error::Error;
@@ -35,7 +35,7 @@ const REQUIRED_CLAIMS: [&str; 4] = ["exp", "iss", "aud", "sub"];
 #[derive(Debug, Clone)]
 pub struct TokenValidator {
     algorithm: Algorithm,
-    client_id: String,
+    client_id: ClientId,
     /// The resource URI (`aud`) of each of our endpoints.
     audiences: [(Scope, String); 2],
     validation: Validation,
@@ -43,14 +43,11 @@ pub struct TokenValidator {
 
 impl TokenValidator {
     pub fn new(config: &Config) -> Self {
-        let audiences = Scope::ALL.map(|scope| {
-            (
-                scope,
-                scope.resource_uri(&config.resource_server_public_url),
-            )
-        });
-        let mut validation = Validation::new(config.algorithm);
-        validation.algorithms = vec![config.algorithm];
+        let deployment = &config.deployment;
+        let audiences = Scope::ALL.map(|scope| (scope, deployment.resource_uri(scope)));
+        let algorithm = deployment.signing_algorithm;
+        let mut validation = Validation::new(algorithm);
+        validation.algorithms = vec![algorithm];
         validation.leeway = 0;
         validation.reject_tokens_expiring_in_less_than = 0;
         // `exp` is required (REQUIRED_CLAIMS) but compared by `check_expiry`, with the injected
@@ -58,12 +55,12 @@ impl TokenValidator {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.validate_aud = true;
-        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_issuer(&[deployment.issuer.as_str()]);
         validation.set_audience(&audiences.each_ref().map(|(_, uri)| uri.as_str()));
         validation.set_required_spec_claims(&REQUIRED_CLAIMS);
         Self {
-            algorithm: config.algorithm,
-            client_id: config.client_id.clone(),
+            algorithm,
+            client_id: deployment.client_id.clone(),
             audiences,
             validation,
         }
@@ -143,10 +140,7 @@ impl TokenValidator {
             .ok_or(Error::InvalidToken(
                 "the token is not meant for this resource server",
             ))?;
-        let scope: Scope = claims
-            .scope
-            .parse()
-            .map_err(|_| Error::InvalidToken("the token's scope is not one of ours"))?;
+        let scope = claims.scope;
         if scope != audience {
             return Err(Error::InvalidToken("the token's aud and scope disagree"));
         }
@@ -156,7 +150,7 @@ impl TokenValidator {
                 description: "the token grants access to another endpoint",
             });
         }
-        if claims.sub != user.as_str() {
+        if claims.sub != *user {
             return Err(Error::InsufficientScope {
                 required: requested,
                 description: "the token was issued for another user",
@@ -254,10 +248,10 @@ mod tests {
     fn claims() -> AccessTokenClaims {
         AccessTokenClaims {
             iss: "http://localhost:8081".into(),
-            sub: "alice".into(),
+            sub: alice(),
             aud: "http://localhost:8082/epoch_time".into(),
-            client_id: "1234".into(),
-            scope: "epoch_time".into(),
+            client_id: ClientId::new("1234"),
+            scope: Scope::EpochTime,
             iat: NOW,
             exp: NOW + 5,
             jti: "jti-1".into(),
@@ -451,7 +445,7 @@ mod tests {
         let token = sign(&f, &header(), &claims());
         let parts: Vec<&str> = token.split('.').collect();
         let mut forged = claims();
-        forged.sub = "mallory".into();
+        forged.sub = UserName::parse("mallory").unwrap();
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&forged).unwrap());
         let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
         assert_eq!(
@@ -483,6 +477,28 @@ mod tests {
                 .verify(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err();
             assert!(matches!(err, Error::InvalidToken(_)), "{missing}: {err:?}");
+        }
+    }
+
+    #[test]
+    fn claims_that_are_not_ours_do_not_parse() {
+        let f = fixture();
+        for (claim, value) in [
+            ("scope", serde_json::json!("epoch_time current_time")),
+            ("scope", serde_json::json!("admin")),
+            ("scope", serde_json::json!(["epoch_time"])),
+            ("sub", serde_json::json!("al ice")),
+            ("sub", serde_json::json!("")),
+            ("client_id", serde_json::json!(1234)),
+        ] {
+            let mut claims = serde_json::to_value(claims()).unwrap();
+            claims[claim] = value.clone();
+            let token = sign(&f, &header(), &claims);
+            assert_eq!(
+                f.validator.verify(&token, &f.decoding, at(NOW, 0)),
+                Err(Error::InvalidToken("the token is malformed")),
+                "{claim}: {value}"
+            );
         }
     }
 
@@ -561,7 +577,7 @@ mod tests {
         assert!(v.authorize(&claims(), Scope::EpochTime, &alice).is_ok());
 
         let mut other_client = claims();
-        other_client.client_id = "5678".into();
+        other_client.client_id = ClientId::new("5678");
         assert_eq!(
             v.authorize(&other_client, Scope::EpochTime, &alice),
             Err(Error::InvalidToken(
@@ -578,18 +594,11 @@ mod tests {
         );
 
         let mut disagree = claims();
-        disagree.scope = "current_time".into();
+        disagree.scope = Scope::CurrentTime;
         assert_eq!(
             v.authorize(&disagree, Scope::CurrentTime, &alice),
             Err(Error::InvalidToken("the token's aud and scope disagree"))
         );
-
-        let mut unknown_scope = claims();
-        unknown_scope.scope = "epoch_time current_time".into();
-        assert!(matches!(
-            v.authorize(&unknown_scope, Scope::EpochTime, &alice),
-            Err(Error::InvalidToken(_))
-        ));
 
         let mut foreign = claims();
         foreign.aud = "http://localhost:8082/other".into();
@@ -616,7 +625,7 @@ mod tests {
         let f = fixture_with(&[("RESOURCE_SERVER_PUBLIC_URL", "https://rs.example")]);
         let mut c = claims();
         c.aud = "https://rs.example/current_time".into();
-        c.scope = "current_time".into();
+        c.scope = Scope::CurrentTime;
         let token = sign(&f, &header(), &c);
         let got = f.validator.validate(
             &token,

@@ -4,9 +4,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::config::{origin_string, ConfigError, Env};
-use common::UserName;
-use secrecy::SecretString;
+use common::config::{ConfigError, Env};
+use oauth::{ClientSecret, Deployment, UserName};
 use url::Url;
 
 #[derive(Clone)]
@@ -16,21 +15,15 @@ pub struct Config {
     /// `WEBAPP_HTTP_LISTEN_ADDR`: a second listener, always plain HTTP, for users' calls beside
     /// the HTTPS one (what the user sends and gets back there holds no code, token or secret).
     pub plain_listen_addr: Option<SocketAddr>,
-    /// `ISSUER`: the authorization server's public URL, without a trailing slash; the `iss` a
-    /// redirect must carry (RFC 9207), compared exactly.
-    pub issuer: String,
+    /// The settings all three services share: the issuer is the `iss` a redirect must carry
+    /// (RFC 9207), compared exactly; the redirect URI is sent and compared as written.
+    pub deployment: Deployment,
     /// `AUTHORIZATION_SERVER_URL`: how the webapp reaches `/authorize` and `/token`.
     pub authorization_server_url: Url,
     /// `RESOURCE_SERVER_URL`: how the webapp reaches the time endpoints.
     pub resource_server_url: Url,
-    /// `RESOURCE_SERVER_PUBLIC_URL`: the base of the `resource` indicator (RFC 8707).
-    pub resource_server_public_url: Url,
-    /// `CLIENT_ID`.
-    pub client_id: String,
-    /// `CLIENT_SECRET`; never printed (see the `Debug` impl).
-    pub client_secret: SecretString,
-    /// `REDIRECT_URI`: the registered redirect URI, kept as written since it is compared exactly.
-    pub redirect_uri: String,
+    /// `CLIENT_SECRET` or `CLIENT_SECRET_FILE`; never printed.
+    pub client_secret: ClientSecret,
     /// `DEFAULT_USER`: the user of a call that names none.
     pub default_user: UserName,
     /// `UPSTREAM_TIMEOUT_MS`: the timeout of every outbound call.
@@ -41,13 +34,6 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let issuer = origin_string(&env.base_url("ISSUER", "http://localhost:8081")?);
-        let redirect_uri = env
-            .get("REDIRECT_URI")
-            .unwrap_or_else(|| "http://localhost:8080/callback".to_owned());
-        let redirect_url = check_redirect_uri(&redirect_uri)
-            .map_err(|reason| ConfigError::new("REDIRECT_URI", redirect_uri.clone(), reason))?;
-        env.check_transport("REDIRECT_URI", &redirect_url)?;
         let default_user = env
             .get("DEFAULT_USER")
             .unwrap_or_else(|| "alice".to_owned());
@@ -59,18 +45,12 @@ impl Config {
                 Some(_) => Some(env.socket_addr("WEBAPP_HTTP_LISTEN_ADDR", "")?),
                 None => None,
             },
-            issuer,
+            deployment: common::deployment::from_env(env)?,
             authorization_server_url: env
                 .secure_base_url("AUTHORIZATION_SERVER_URL", "http://127.0.0.1:8081")?,
             resource_server_url: env
                 .secure_base_url("RESOURCE_SERVER_URL", "http://127.0.0.1:8082")?,
-            resource_server_public_url: env
-                .base_url("RESOURCE_SERVER_PUBLIC_URL", "http://localhost:8082")?,
-            client_id: env.get("CLIENT_ID").unwrap_or_else(|| "1234".to_owned()),
-            client_secret: env
-                .secret("CLIENT_SECRET", "CLIENT_SECRET_FILE", "qwerty")?
-                .into(),
-            redirect_uri,
+            client_secret: common::deployment::client_secret(env)?,
             default_user,
             upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", 3000)?,
             ca_certificates: common::tls::client_ca_certificates(env)?,
@@ -78,40 +58,18 @@ impl Config {
     }
 }
 
-/// An absolute `http`/`https` URL without a query or fragment (RFC 6749 §3.1.2 forbids the
-/// fragment; a query would make "the Location without its query" ambiguous).
-fn check_redirect_uri(raw: &str) -> Result<Url, &'static str> {
-    let url = Url::parse(raw).map_err(|_| "not an absolute URL")?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("the scheme must be http or https");
-    }
-    if url.host().is_none() {
-        return Err("the URL has no host");
-    }
-    if url.query().is_some() || url.fragment().is_some() || raw.contains(['?', '#']) {
-        return Err("the URL must not have a query or a fragment");
-    }
-    Ok(url)
-}
-
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("listen_addr", &self.listen_addr)
             .field("plain_listen_addr", &self.plain_listen_addr)
-            .field("issuer", &self.issuer)
+            .field("deployment", &self.deployment)
             .field(
                 "authorization_server_url",
                 &self.authorization_server_url.as_str(),
             )
             .field("resource_server_url", &self.resource_server_url.as_str())
-            .field(
-                "resource_server_public_url",
-                &self.resource_server_public_url.as_str(),
-            )
-            .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
-            .field("redirect_uri", &self.redirect_uri)
             .field("default_user", &self.default_user)
             .field("upstream_timeout", &self.upstream_timeout)
             .field("ca_certificates", &self.ca_certificates.len())
@@ -121,7 +79,7 @@ impl fmt::Debug for Config {
 
 #[cfg(test)]
 mod tests {
-    use secrecy::ExposeSecret;
+    use common::config::origin_string;
 
     use super::*;
 
@@ -133,7 +91,10 @@ mod tests {
     fn defaults_match_the_documentation() {
         let config = Config::from_env(&env(&[])).unwrap();
         assert_eq!(config.listen_addr, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(config.issuer, "http://localhost:8081");
+        assert_eq!(
+            config.deployment,
+            common::deployment::from_env(&env(&[])).unwrap()
+        );
         assert_eq!(
             origin_string(&config.authorization_server_url),
             "http://127.0.0.1:8081"
@@ -142,34 +103,17 @@ mod tests {
             origin_string(&config.resource_server_url),
             "http://127.0.0.1:8082"
         );
-        assert_eq!(
-            origin_string(&config.resource_server_public_url),
-            "http://localhost:8082"
-        );
-        assert_eq!(config.client_id, "1234");
-        assert_eq!(config.client_secret.expose_secret(), "qwerty");
-        assert_eq!(config.redirect_uri, "http://localhost:8080/callback");
+        assert_eq!(config.client_secret.expose(), "qwerty");
         assert_eq!(config.default_user.as_str(), "alice");
         assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
     }
 
     #[test]
-    fn the_issuer_loses_its_trailing_slash() {
-        let config = Config::from_env(&env(&[("ISSUER", "https://as.example:9000/")])).unwrap();
-        assert_eq!(config.issuer, "https://as.example:9000");
-    }
-
-    #[test]
     fn bad_values_name_their_variable() {
         for (var, bad) in [
-            ("REDIRECT_URI", "/callback"),
-            ("REDIRECT_URI", "http://localhost:8080/callback?x=1"),
-            ("REDIRECT_URI", "http://localhost:8080/callback#f"),
-            ("REDIRECT_URI", "ftp://localhost/callback"),
             ("DEFAULT_USER", "al ice"),
             ("UPSTREAM_TIMEOUT_MS", "0"),
             ("UPSTREAM_TIMEOUT_MS", "soon"),
-            ("ISSUER", "http://localhost:8081/path"),
             ("WEBAPP_LISTEN_ADDR", "localhost"),
         ] {
             let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
@@ -180,7 +124,6 @@ mod tests {
     #[test]
     fn clear_text_off_loopback_stops_start_up_unless_allowed() {
         for (var, value) in [
-            ("REDIRECT_URI", "http://app.example/callback"),
             (
                 "AUTHORIZATION_SERVER_URL",
                 "http://authorization-server:8081",

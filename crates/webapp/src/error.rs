@@ -7,8 +7,8 @@ use std::fmt;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use common::ErrorBody;
+use common::api_error::{respond, ApiError};
+use oauth::{ErrorBody, ErrorCode};
 
 use crate::redirect::RedirectError;
 
@@ -70,11 +70,11 @@ pub enum Error {
     TimedOut { step: Step },
 
     /// The upstream answered with an error or with something we cannot accept: 502, with the
-    /// upstream's error code passed through when it gave one, else `server_error`.
+    /// upstream's error code passed through when it is one of ours, else `server_error`.
     #[error("{step} step: {error}: {description}")]
     Upstream {
         step: Step,
-        error: String,
+        error: ErrorCode,
         description: String,
     },
 }
@@ -94,17 +94,13 @@ impl Error {
         }
     }
 
-    /// A 502 whose error code and description come from the upstream; both are cleaned so that
-    /// they are safe to echo and to log.
+    /// A 502 whose error code and description come from the upstream: a code none of our
+    /// services sends reads as `server_error`, the description is cleaned so that it is safe to
+    /// echo and to log.
     pub fn upstream(step: Step, error: &str, description: &str) -> Self {
-        let error = clean(error, 64);
         Error::Upstream {
             step,
-            error: if error.is_empty() {
-                "server_error".to_owned()
-            } else {
-                error
-            },
+            error: error.parse().unwrap_or(ErrorCode::ServerError),
             description: clean(description, 256),
         }
     }
@@ -113,7 +109,7 @@ impl Error {
     pub fn bad_answer(step: Step, description: impl Into<String>) -> Self {
         Error::Upstream {
             step,
-            error: "server_error".to_owned(),
+            error: ErrorCode::ServerError,
             description: description.into(),
         }
     }
@@ -136,44 +132,47 @@ impl Error {
             )
         }
     }
+}
 
-    pub fn status(&self) -> StatusCode {
+impl ApiError for Error {
+    fn status(&self) -> StatusCode {
         match self {
             Error::InvalidRequest(_) | Error::Callback(_) => StatusCode::BAD_REQUEST,
             Error::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::TimedOut { .. } => StatusCode::GATEWAY_TIMEOUT,
             // The upstream is busy (e.g. the authorization server's rate limit): the user may
             // retry, as after a 503 of our own.
-            Error::Upstream { error, .. } if error == "temporarily_unavailable" => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Error::Upstream {
+                error: ErrorCode::TemporarilyUnavailable,
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Upstream { .. } => StatusCode::BAD_GATEWAY,
         }
     }
 
-    pub fn body(&self) -> ErrorBody {
+    fn body(&self) -> ErrorBody {
         match self {
             Error::InvalidRequest(description) => {
-                ErrorBody::new("invalid_request", description.clone())
+                ErrorBody::new(ErrorCode::InvalidRequest, description.clone())
             }
             Error::Callback(RedirectError::Refused { error, description }) => ErrorBody::new(
-                clean(error, 64),
+                *error,
                 description.as_deref().map_or_else(
                     || "the authorization server refused the request".to_owned(),
                     |d| clean(d, 256),
                 ),
             ),
-            Error::Callback(err) => ErrorBody::new("invalid_request", err.to_string()),
+            Error::Callback(err) => ErrorBody::new(ErrorCode::InvalidRequest, err.to_string()),
             Error::Unreachable { step, .. } => with_step(
                 ErrorBody::new(
-                    "temporarily_unavailable",
+                    ErrorCode::TemporarilyUnavailable,
                     format!("the {} is unreachable", step.upstream()),
                 ),
                 *step,
             ),
             Error::TimedOut { step } => with_step(
                 ErrorBody::new(
-                    "temporarily_unavailable",
+                    ErrorCode::TemporarilyUnavailable,
                     format!("the {} did not answer in time", step.upstream()),
                 ),
                 *step,
@@ -182,7 +181,7 @@ impl Error {
                 step,
                 error,
                 description,
-            } => with_step(ErrorBody::new(error.clone(), description.clone()), *step),
+            } => with_step(ErrorBody::new(*error, description.clone()), *step),
         }
     }
 }
@@ -194,19 +193,12 @@ fn with_step(mut body: ErrorBody, step: Step) -> ErrorBody {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status = self.status();
-        if status.is_server_error() {
-            // An error line: reported to Sentry with the request's tags.
-            tracing::error!(status = status.as_u16(), error = %self, "user call failed");
-        } else {
-            tracing::info!(status = status.as_u16(), error = %self, "request refused");
-        }
-        (status, Json(self.body())).into_response()
+        respond(&self)
     }
 }
 
-/// Keeps at most `max` characters of the printable ASCII an RFC 6749 error code or description
-/// may hold (§5.2), so an upstream value is safe to echo in a body and to put in a log line.
+/// Keeps at most `max` characters of the printable ASCII an RFC 6749 error description may hold
+/// (§5.2), so an upstream value is safe to echo in a body and to put in a log line.
 pub(crate) fn clean(raw: &str, max: usize) -> String {
     raw.chars()
         .filter(|c| matches!(c, ' '..='~'))
@@ -236,7 +228,7 @@ mod tests {
         };
         assert_eq!(err.status(), StatusCode::GATEWAY_TIMEOUT);
         let body = err.body();
-        assert_eq!(body.error, "temporarily_unavailable");
+        assert_eq!(body.error, ErrorCode::TemporarilyUnavailable);
         assert_eq!(body.step.as_deref(), Some("resource"));
 
         let err = Error::Unreachable {
@@ -249,15 +241,17 @@ mod tests {
         let err = Error::upstream(Step::Token, "invalid_grant", "bad\ncode");
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         let body = err.body();
-        assert_eq!(body.error, "invalid_grant");
+        assert_eq!(body.error, ErrorCode::InvalidGrant);
         assert_eq!(body.error_description, "badcode");
 
         let err = Error::upstream(Step::Authorize, "temporarily_unavailable", "busy");
         assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(err.body().step.as_deref(), Some("authorize"));
 
-        let err = Error::upstream(Step::Resource, "", "");
-        assert_eq!(err.body().error, "server_error");
+        for unknown in ["", "slow_down", "invalid_grant\n"] {
+            let err = Error::upstream(Step::Resource, unknown, "");
+            assert_eq!(err.body().error, ErrorCode::ServerError, "{unknown:?}");
+        }
 
         let err = Error::InvalidRequest("bad user".to_owned());
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
@@ -267,13 +261,13 @@ mod tests {
     #[test]
     fn a_refusal_at_the_callback_keeps_the_servers_error() {
         let err = Error::Callback(RedirectError::Refused {
-            error: "access_denied".to_owned(),
+            error: ErrorCode::AccessDenied,
             description: None,
         });
         assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(err.body().error, "access_denied");
+        assert_eq!(err.body().error, ErrorCode::AccessDenied);
         let err = Error::Callback(RedirectError::UnknownState);
-        assert_eq!(err.body().error, "invalid_request");
+        assert_eq!(err.body().error, ErrorCode::InvalidRequest);
         assert_eq!(err.body().error_description, "unknown or expired state");
     }
 }

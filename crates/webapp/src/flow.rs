@@ -15,16 +15,15 @@ use std::time::Instant;
 
 use common::config::origin_string;
 use common::request_id::{RequestId, HEADER};
-use common::resource::{CurrentTime, EpochTime};
-use common::{Scope, UserName};
 use http::StatusCode;
+use oauth::resource::{CurrentTime, EpochTime};
+use oauth::{Scope, UserName};
 use oauth2::basic::{BasicClient, BasicTokenType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
     TokenResponse, TokenUrl,
 };
-use secrecy::ExposeSecret;
 use url::Url;
 
 use crate::config::Config;
@@ -55,12 +54,11 @@ impl Flow {
             .map_err(|err| url_error("authorization endpoint", err))?;
         let token_url = TokenUrl::new(format!("{authorization_server}/token"))
             .map_err(|err| url_error("token endpoint", err))?;
-        let redirect_url = RedirectUrl::new(config.redirect_uri.clone())
+        let deployment = &config.deployment;
+        let redirect_url = RedirectUrl::new(deployment.redirect_uri.as_str().to_owned())
             .map_err(|err| url_error("redirect", err))?;
-        let oauth = BasicClient::new(ClientId::new(config.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                config.client_secret.expose_secret().to_owned(),
-            ))
+        let oauth = BasicClient::new(ClientId::new(deployment.client_id.as_str().to_owned()))
+            .set_client_secret(ClientSecret::new(config.client_secret.expose().to_owned()))
             .set_auth_uri(auth_url)
             .set_token_uri(token_url)
             .set_redirect_uri(redirect_url)
@@ -136,10 +134,7 @@ impl Flow {
             .add_scope(oauth2::Scope::new(scope.as_str().to_owned()))
             .set_pkce_challenge(challenge)
             .add_extra_param("login_hint", user.as_str())
-            .add_extra_param(
-                "resource",
-                scope.resource_uri(&self.config.resource_server_public_url),
-            )
+            .add_extra_param("resource", self.config.deployment.resource_uri(scope))
             .url();
         let response = with_request_id(self.http.get(url), request_id)
             .send()
@@ -161,18 +156,17 @@ impl Flow {
             })?;
         let code = check_location(
             location,
-            &self.config.redirect_uri,
-            &self.config.issuer,
+            self.config.deployment.redirect_uri.as_str(),
+            &self.config.deployment.issuer,
             state.secret(),
         )
         .map_err(|err| match err {
-            RedirectError::Refused { error, description } => Error::upstream(
+            RedirectError::Refused { error, description } => Error::Upstream {
                 step,
-                &error,
-                description
-                    .as_deref()
-                    .unwrap_or("the authorization server refused the request"),
-            ),
+                error,
+                description: description
+                    .unwrap_or_else(|| "the authorization server refused the request".to_owned()),
+            },
             other => Error::bad_answer(step, other.to_string()),
         })?;
         Ok((code, verifier))
@@ -229,7 +223,7 @@ impl Flow {
     }
 
     /// Step 3: the resource server's endpoint with the bearer token; its 200 body is returned as is,
-    /// once it has been read as the endpoint's answer ([`common::resource`]) for `user`.
+    /// once it has been read as the endpoint's answer ([`oauth::resource`]) for `user`.
     async fn fetch(
         &self,
         scope: Scope,

@@ -1,6 +1,7 @@
 //! The checks of a redirect from the authorization server (RFC 6749 §4.1.2, RFC 9207 `iss`):
 //! pure functions, used by the flow on the `Location` it reads and by the `/callback` route.
 
+use oauth::ErrorCode;
 use oauth2::AuthorizationCode;
 
 /// Why a redirect from the authorization server is refused.
@@ -24,7 +25,8 @@ pub enum RedirectError {
     /// The authorization server answered with an error (RFC 6749 §4.1.2.1).
     #[error("the authorization server refused: {error}")]
     Refused {
-        error: String,
+        /// A code none of our services sends reads as `server_error`.
+        error: ErrorCode,
         description: Option<String>,
     },
 }
@@ -75,10 +77,10 @@ pub fn check_redirect_query(
         Some(_) => {}
     }
     if let Some(error) = params.error {
-        // Cleaned here: these come from a query string anyone can send to /callback, and end up
-        // in log lines and bodies.
+        // The description is cleaned here: it comes from a query string anyone can send to
+        // /callback, and ends up in log lines and bodies.
         return Err(RedirectError::Refused {
-            error: crate::error::clean(&error, 64),
+            error: error.parse().unwrap_or(ErrorCode::ServerError),
             description: params
                 .error_description
                 .map(|description| crate::error::clean(&description, 256)),
@@ -237,7 +239,7 @@ mod tests {
                 iss()
             )),
             Err(RedirectError::Refused {
-                error: "invalid_scope".to_owned(),
+                error: ErrorCode::InvalidScope,
                 description: Some("no such scope".to_owned()),
             })
         );
@@ -247,7 +249,7 @@ mod tests {
                 iss()
             )),
             Err(RedirectError::Refused {
-                error: "access_denied".to_owned(),
+                error: ErrorCode::AccessDenied,
                 description: None,
             })
         );
@@ -302,7 +304,7 @@ mod tests {
             check_redirect_query(&format!("error=access_denied&state=x&{iss}"), ISSUER, None)
                 .map(|c| c.secret().clone()),
             Err(RedirectError::Refused {
-                error: "access_denied".to_owned(),
+                error: ErrorCode::AccessDenied,
                 description: None,
             })
         );

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use common::request_id::{self, RequestId};
-use common::resource::{CurrentTime, EpochTime};
-use common::{ErrorBody, Scope, UserName};
+use oauth::resource::{CurrentTime, EpochTime};
+use oauth::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
 
 use crate::error::Error;
@@ -79,9 +79,9 @@ async fn time_endpoint(
     request_id: &RequestId,
     query: Option<&str>,
 ) -> Result<Response, Error> {
-    request_id::record_client(&flow.config().client_id);
+    request_id::record_client(&flow.config().deployment.client_id);
     let user = user_from_query(query, &flow.config().default_user)?;
-    request_id::record_user(user.as_str());
+    request_id::record_user(&user);
     let body = flow.run(scope, &user, request_id).await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
@@ -130,10 +130,10 @@ fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, 
     )
 )]
 async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> Error {
-    request_id::record_client(&flow.config().client_id);
+    request_id::record_client(&flow.config().deployment.client_id);
     let refusal = match redirect::check_redirect_query(
         query.as_deref().unwrap_or(""),
-        &flow.config().issuer,
+        &flow.config().deployment.issuer,
         None,
     ) {
         // Cannot happen without a pending state; refused all the same.
@@ -161,6 +161,8 @@ struct ApiDoc;
 
 #[cfg(test)]
 mod tests {
+    use common::api_error::ApiError;
+
     use super::*;
 
     fn user(query: Option<&str>) -> Result<String, String> {

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use common::Scope;
+use oauth::Scope;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -92,7 +92,7 @@ async fn unknown_paths_are_json_404s() {
     let app = TestApp::spawn().await;
     let response = app.get("/nope", None).await;
     assert_eq!(response.status(), 404);
-    let body: common::ErrorBody = response.json().await.unwrap();
+    let body: oauth::ErrorBody = response.json().await.unwrap();
     assert_eq!(body.error, "not_found");
 }
 
@@ -108,7 +108,7 @@ async fn other_methods_are_json_405s_naming_the_allowed_one() {
             .unwrap();
         assert_eq!(response.status(), 405, "{path}");
         assert_eq!(response.headers()["allow"], "GET,HEAD", "{path}");
-        let body: common::ErrorBody = response.json().await.unwrap();
+        let body: oauth::ErrorBody = response.json().await.unwrap();
         assert_eq!(body.error, "invalid_request", "{path}");
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use common::Scope;
+use oauth::Scope;
 
 use crate::helpers::*;
 

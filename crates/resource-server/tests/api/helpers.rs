@@ -11,9 +11,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::clock::ManualClock;
 use common::config::Env;
-use common::{AccessTokenClaims, ErrorBody, Scope};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use oauth::{AccessTokenClaims, ErrorBody, Scope};
 use resource_server::Config;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -78,10 +78,10 @@ impl TestKey {
 pub fn claims(scope: Scope, user: &str, iat: u64) -> AccessTokenClaims {
     AccessTokenClaims {
         iss: ISSUER.to_owned(),
-        sub: user.to_owned(),
+        sub: oauth::UserName::parse(user).unwrap(),
         aud: format!("{PUBLIC_URL}{}", scope.path()),
-        client_id: CLIENT_ID.to_owned(),
-        scope: scope.as_str().to_owned(),
+        client_id: CLIENT_ID.into(),
+        scope,
         iat,
         exp: iat + 5,
         jti: format!("jti-{}", rand::random::<u64>()),

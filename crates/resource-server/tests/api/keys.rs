@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::Scope;
+use oauth::Scope;
 
 use crate::helpers::*;
 

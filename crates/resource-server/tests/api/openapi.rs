@@ -1,4 +1,4 @@
-use common::Scope;
+use oauth::Scope;
 
 use crate::helpers::TestApp;
 

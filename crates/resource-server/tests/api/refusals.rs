@@ -1,7 +1,7 @@
 //! Every refusal, with its status and `WWW-Authenticate` challenge (RFC 6750 §3.1).
 
-use common::Scope;
 use jsonwebtoken::{Algorithm, EncodingKey};
+use oauth::Scope;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -217,7 +217,7 @@ async fn a_token_for_a_foreign_audience_is_refused() {
 async fn aud_and_scope_must_agree() {
     let app = TestApp::spawn().await;
     let mut claims = claims(Scope::EpochTime, "alice", START);
-    claims.scope = "current_time".to_owned();
+    claims.scope = Scope::CurrentTime;
     let token = app.key.sign(&app.key.header(), &claims);
     for path in ["/epoch_time?user=alice", "/current_time?user=alice"] {
         let response = app.get(path, Some(&token)).await;
@@ -260,7 +260,7 @@ async fn a_token_of_another_user_has_insufficient_scope() {
 async fn a_token_issued_to_another_client_is_refused() {
     let app = TestApp::spawn().await;
     let mut claims = claims(Scope::EpochTime, "alice", START);
-    claims.client_id = "5678".to_owned();
+    claims.client_id = "5678".into();
     let token = app.key.sign(&app.key.header(), &claims);
     let response = app.get("/epoch_time?user=alice", Some(&token)).await;
     let description = assert_refused(response, 401, "invalid_token").await;

@@ -1,12 +1,13 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+use crate::ErrorCode;
 
 /// The JSON error body every service answers with: the RFC 6749 §5.2 shape, plus the failed step
 /// when the webapp reports an upstream failure.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
-    /// An RFC 6749 §5.2 / RFC 6750 §3.1 error code, or `not_found`.
-    #[schema(example = "invalid_request")]
-    pub error: String,
+    #[schema(inline, example = "invalid_request")]
+    pub error: ErrorCode,
     pub error_description: String,
     /// The webapp only: the step of the flow that failed (`authorize`, `token`, `resource`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -14,9 +15,9 @@ pub struct ErrorBody {
 }
 
 impl ErrorBody {
-    pub fn new(error: impl Into<String>, error_description: impl Into<String>) -> Self {
+    pub fn new(error: ErrorCode, error_description: impl Into<String>) -> Self {
         Self {
-            error: error.into(),
+            error,
             error_description: error_description.into(),
             step: None,
         }

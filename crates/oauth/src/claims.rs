@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::{ClientId, Scope, UserName};
+
 /// The `typ` header of an RFC 9068 access token.
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
@@ -9,12 +11,13 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 pub struct AccessTokenClaims {
     pub iss: String,
     /// The user the token was issued for.
-    pub sub: String,
+    pub sub: UserName,
     /// The one endpoint's resource URI (RFC 8707), e.g. `http://localhost:8082/epoch_time`.
     pub aud: String,
-    pub client_id: String,
-    /// Exactly one scope, naming the same endpoint as `aud`.
-    pub scope: String,
+    pub client_id: ClientId,
+    /// Exactly one scope, naming the same endpoint as `aud`: a token with any other `scope`
+    /// (several, unknown) does not even parse.
+    pub scope: Scope,
     pub iat: u64,
     pub exp: u64,
     pub jti: String,

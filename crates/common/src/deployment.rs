@@ -1,0 +1,161 @@
+//! The deployment's shared settings ([`oauth::Deployment`]) read from the environment, with their
+//! one set of defaults: every service embeds the same value in its configuration.
+
+use jsonwebtoken::Algorithm;
+use oauth::{ClientId, ClientSecret, Deployment, RedirectUri};
+
+use crate::config::{origin_string, ConfigError, Env};
+
+pub const ISSUER: &str = "ISSUER";
+pub const DEFAULT_ISSUER: &str = "http://localhost:8081";
+pub const CLIENT_ID: &str = "CLIENT_ID";
+pub const DEFAULT_CLIENT_ID: &str = "1234";
+pub const REDIRECT_URI: &str = "REDIRECT_URI";
+pub const DEFAULT_REDIRECT_URI: &str = "http://localhost:8080/callback";
+pub const RESOURCE_SERVER_PUBLIC_URL: &str = "RESOURCE_SERVER_PUBLIC_URL";
+pub const DEFAULT_RESOURCE_SERVER_PUBLIC_URL: &str = "http://localhost:8082";
+pub const SIGNING_ALGORITHM: &str = "SIGNING_ALGORITHM";
+/// The secret of the registered client: `CLIENT_SECRET`, or the file `CLIENT_SECRET_FILE` names.
+pub const CLIENT_SECRET: &str = "CLIENT_SECRET";
+pub const CLIENT_SECRET_FILE: &str = "CLIENT_SECRET_FILE";
+pub const DEFAULT_CLIENT_SECRET: &str = "qwerty";
+
+/// Reads the shared settings (see docs/configuration.md). The issuer and the redirect URI cross
+/// the user's agent: `https`, or `http` on loopback only, unless `ALLOW_INSECURE_HTTP=true`.
+pub fn from_env(env: &Env) -> Result<Deployment, ConfigError> {
+    Ok(Deployment {
+        issuer: origin_string(&env.secure_base_url(ISSUER, DEFAULT_ISSUER)?),
+        client_id: ClientId::new(
+            env.get(CLIENT_ID)
+                .unwrap_or_else(|| DEFAULT_CLIENT_ID.to_owned()),
+        ),
+        redirect_uri: redirect_uri(env)?,
+        resource_server_public_url: env.base_url(
+            RESOURCE_SERVER_PUBLIC_URL,
+            DEFAULT_RESOURCE_SERVER_PUBLIC_URL,
+        )?,
+        signing_algorithm: signing_algorithm(env)?,
+    })
+}
+
+/// The registered client's secret, for the two services that hold it (the authorization server
+/// and the webapp); an error never shows it.
+pub fn client_secret(env: &Env) -> Result<ClientSecret, ConfigError> {
+    env.secret(CLIENT_SECRET, CLIENT_SECRET_FILE, DEFAULT_CLIENT_SECRET)
+        .map(ClientSecret::new)
+}
+
+fn redirect_uri(env: &Env) -> Result<RedirectUri, ConfigError> {
+    let raw = env
+        .get(REDIRECT_URI)
+        .unwrap_or_else(|| DEFAULT_REDIRECT_URI.to_owned());
+    let (uri, url) = RedirectUri::parse_url(&raw)
+        .map_err(|reason| ConfigError::new(REDIRECT_URI, raw.clone(), reason))?;
+    env.check_transport(REDIRECT_URI, &url)?;
+    Ok(uri)
+}
+
+/// `EdDSA` (default), `ES256` or `RS256`: asymmetric only, so that the resource server never holds
+/// a key that can sign.
+fn signing_algorithm(env: &Env) -> Result<Algorithm, ConfigError> {
+    match env.get(SIGNING_ALGORITHM).as_deref().map(str::trim) {
+        None | Some("EdDSA") => Ok(Algorithm::EdDSA),
+        Some("ES256") => Ok(Algorithm::ES256),
+        Some("RS256") => Ok(Algorithm::RS256),
+        Some(other) => Err(ConfigError::new(
+            SIGNING_ALGORITHM,
+            other,
+            "expected EdDSA, ES256 or RS256",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&'static str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let deployment = from_env(&env(&[])).unwrap();
+        assert_eq!(deployment.issuer, "http://localhost:8081");
+        assert_eq!(deployment.client_id.as_str(), "1234");
+        assert_eq!(
+            deployment.redirect_uri.as_str(),
+            "http://localhost:8080/callback"
+        );
+        assert_eq!(
+            deployment.resource_uri(oauth::Scope::EpochTime),
+            "http://localhost:8082/epoch_time"
+        );
+        assert_eq!(deployment.signing_algorithm, Algorithm::EdDSA);
+        assert_eq!(client_secret(&env(&[])).unwrap().expose(), "qwerty");
+    }
+
+    #[test]
+    fn the_issuer_loses_its_trailing_slash() {
+        let deployment = from_env(&env(&[(ISSUER, "https://as.example:9000/")])).unwrap();
+        assert_eq!(deployment.issuer, "https://as.example:9000");
+    }
+
+    #[test]
+    fn only_the_three_asymmetric_algorithms() {
+        for (raw, expected) in [
+            ("EdDSA", Algorithm::EdDSA),
+            ("ES256", Algorithm::ES256),
+            ("RS256", Algorithm::RS256),
+        ] {
+            let deployment = from_env(&env(&[(SIGNING_ALGORITHM, raw)])).unwrap();
+            assert_eq!(deployment.signing_algorithm, expected);
+        }
+        for bad in ["HS256", "none", "eddsa", "PS256", "ES384"] {
+            let err = from_env(&env(&[(SIGNING_ALGORITHM, bad)])).unwrap_err();
+            assert_eq!(err.var, SIGNING_ALGORITHM, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (var, bad) in [
+            (REDIRECT_URI, "/callback"),
+            (REDIRECT_URI, "http://localhost:8080/callback?x=1"),
+            (REDIRECT_URI, "http://localhost:8080/callback#f"),
+            (REDIRECT_URI, "ftp://localhost/callback"),
+            (ISSUER, "not a url"),
+            (ISSUER, "http://localhost:8081/path"),
+            (RESOURCE_SERVER_PUBLIC_URL, "ftp://rs"),
+        ] {
+            let err = from_env(&env(&[(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var, "{bad}");
+        }
+    }
+
+    #[test]
+    fn clear_text_off_loopback_stops_start_up_unless_allowed() {
+        for (var, value) in [
+            (ISSUER, "http://as.example"),
+            (REDIRECT_URI, "http://app.example/callback"),
+        ] {
+            let err = from_env(&env(&[(var, value)])).unwrap_err();
+            assert_eq!(err.var, var);
+            assert!(err.reason.contains("ALLOW_INSECURE_HTTP"), "{err}");
+            let allowed = env(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
+            assert!(from_env(&allowed).is_ok(), "{var}");
+        }
+        let https = env(&[
+            (ISSUER, "https://as.example"),
+            (REDIRECT_URI, "https://app.example/callback"),
+        ]);
+        assert!(from_env(&https).is_ok());
+    }
+
+    #[test]
+    fn the_secret_comes_from_its_variable_and_never_prints() {
+        let secret = client_secret(&env(&[(CLIENT_SECRET, "s3cr3t-value")])).unwrap();
+        assert_eq!(secret.expose(), "s3cr3t-value");
+        assert!(!format!("{secret:?}").contains("s3cr3t"));
+    }
+}
