@@ -215,6 +215,8 @@ pub enum SetupError {
     Url { what: &'static str, reason: String },
     #[error("cannot register the metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    #[error("the operating system gave no randomness for the login cookies' key")]
+    Random,
 }
 
 #[cfg(test)]

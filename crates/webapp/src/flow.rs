@@ -1,20 +1,24 @@
 //! The OAuth client: one authorization code flow (RFC 6749 §4.1 with PKCE S256, RFC 8707 resource
 //! indicator and RFC 9207 `iss` check) per user call, then the call to the resource server.
 //!
-//! The webapp plays the user agent: it asks `/authorize` itself and reads the redirect from the
-//! `Location` header instead of waiting for a browser to follow it to `/callback`. The checks a
-//! `/callback` would make are [`crate::redirect`]'s, pure functions shared with the `/callback`
-//! route; an upstream's refusal is read by [`crate::upstream`].
+//! For a user's `curl` the webapp plays the user agent: it asks `/authorize` itself and reads the
+//! redirect from the `Location` header ([`Flow::run`]). For a browser, the user agent carries the
+//! authorization request to the authorization server's public URL and the code back to
+//! `/callback` ([`Flow::start_login`], [`Flow::finish_login`], with [`crate::login`]'s cookie).
+//! Both check the redirect with [`crate::redirect`]'s pure functions and share the token and
+//! resource steps; an upstream's refusal is read by [`crate::upstream`].
 //!
 //! No authorization code, access token, client secret or PKCE verifier is ever logged or put in an
 //! error: the `oauth2` secret types print as `[redacted]`, and errors carry only descriptions.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use common::config::origin_string;
 use common::request_id::{RequestId, HEADER};
+use common::Clock;
 use http::StatusCode;
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{Scope, UserName};
@@ -28,8 +32,9 @@ use url::Url;
 
 use crate::config::Config;
 use crate::error::{Error, SetupError, Step};
+use crate::login::{millis_since_epoch, LoginCookies, PendingLogin};
 use crate::metrics::Metrics;
-use crate::redirect::{check_location, RedirectError};
+use crate::redirect::{check_location, check_redirect_query, RedirectError};
 use crate::upstream::upstream_refusal;
 
 /// The `oauth2` client with its authorization and token endpoints set.
@@ -42,12 +47,20 @@ pub struct Flow {
     metrics: Metrics,
     http: reqwest::Client,
     oauth: OAuthClient,
+    /// The same client with the authorization server's public `/authorize`, for a browser.
+    browser_oauth: OAuthClient,
+    cookies: LoginCookies,
+    clock: Arc<dyn Clock>,
     current_time_url: Url,
     epoch_time_url: Url,
 }
 
 impl Flow {
-    pub fn new(config: Config, metrics: Metrics) -> Result<Self, SetupError> {
+    pub fn new(
+        config: Config,
+        metrics: Metrics,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, SetupError> {
         let http = common::http_client::build(config.upstream_timeout, &config.ca_certificates)?;
         let authorization_server = origin_string(&config.authorization_server_url);
         let auth_url = AuthUrl::new(format!("{authorization_server}/authorize"))
@@ -71,7 +84,14 @@ impl Flow {
             );
             Url::parse(&raw).map_err(|err| url_error("resource server", err))
         };
+        let public_auth_url = AuthUrl::new(format!("{}/authorize", deployment.issuer))
+            .map_err(|err| url_error("public authorization endpoint", err))?;
+        let browser_oauth = oauth.clone().set_auth_uri(public_auth_url);
+        let over_https = deployment.redirect_uri.as_str().starts_with("https:");
         Ok(Self {
+            browser_oauth,
+            cookies: LoginCookies::new(over_https).ok_or(SetupError::Random)?,
+            clock,
             current_time_url: resource_url(Scope::CurrentTime)?,
             epoch_time_url: resource_url(Scope::EpochTime)?,
             config,
@@ -83,6 +103,14 @@ impl Flow {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn cookies(&self) -> &LoginCookies {
+        &self.cookies
+    }
+
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     /// Runs a whole flow for `user` and `scope` and returns the resource server's JSON body.
@@ -127,15 +155,7 @@ impl Flow {
         request_id: &RequestId,
     ) -> Result<(AuthorizationCode, PkceCodeVerifier), Error> {
         let step = Step::Authorize;
-        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state) = self
-            .oauth
-            .authorize_url(CsrfToken::new_random)
-            .add_scope(oauth2::Scope::new(scope.as_str().to_owned()))
-            .set_pkce_challenge(challenge)
-            .add_extra_param("login_hint", user.as_str())
-            .add_extra_param("resource", self.config.deployment.resource_uri(scope))
-            .url();
+        let (url, state, verifier) = self.authorization_request(&self.oauth, scope, user);
         let response = with_request_id(self.http.get(url), request_id)
             .send()
             .await
@@ -170,6 +190,74 @@ impl Flow {
             other => Error::bad_answer(step, other.to_string()),
         })?;
         Ok((code, verifier))
+    }
+
+    /// A fresh state and PKCE pair, and the authorization request's URL at `client`'s endpoint.
+    fn authorization_request(
+        &self,
+        client: &OAuthClient,
+        scope: Scope,
+        user: &UserName,
+    ) -> (Url, CsrfToken, PkceCodeVerifier) {
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, state) = client
+            .authorize_url(CsrfToken::new_random)
+            .add_scope(oauth2::Scope::new(scope.as_str().to_owned()))
+            .set_pkce_challenge(challenge)
+            .add_extra_param("login_hint", user.as_str())
+            .add_extra_param("resource", self.config.deployment.resource_uri(scope))
+            .url();
+        (url, state, verifier)
+    }
+
+    /// A browser's login: where to send the user agent (the authorization server's public
+    /// `/authorize`), and what its callback will need, to be sealed in its cookie.
+    pub fn start_login(
+        &self,
+        scope: Scope,
+        user: &UserName,
+        now: SystemTime,
+    ) -> (Url, PendingLogin) {
+        let (url, state, verifier) = self.authorization_request(&self.browser_oauth, scope, user);
+        let login = PendingLogin {
+            state: state.secret().clone(),
+            verifier: verifier.secret().clone(),
+            scope,
+            user: user.clone(),
+            started_ms: millis_since_epoch(now),
+        };
+        (url, login)
+    }
+
+    /// A browser's callback for `login`: the redirect's query must carry our `state` (CSRF,
+    /// RFC 6749 §10.12) and our issuer (mix-up, RFC 9207); then the code is redeemed with the
+    /// verifier and the resource server is called, as for a user's `curl`.
+    pub async fn finish_login(
+        &self,
+        login: &PendingLogin,
+        query: &str,
+        request_id: &RequestId,
+    ) -> Result<FinishedLogin, Error> {
+        let code = check_redirect_query(query, &self.config.deployment.issuer, Some(&login.state))
+            .map_err(Error::Callback)?;
+        let verifier = PkceCodeVerifier::new(login.verifier.clone());
+        let started = Instant::now();
+        let token = self
+            .timed(Step::Token, self.redeem(code, verifier, request_id))
+            .await?;
+        let token_time = started.elapsed();
+        let started = Instant::now();
+        let body = self
+            .timed(
+                Step::Resource,
+                self.fetch(login.scope, &login.user, &token, request_id),
+            )
+            .await?;
+        Ok(FinishedLogin {
+            body,
+            token_time,
+            resource_time: started.elapsed(),
+        })
     }
 
     /// Step 2: `POST /token` with `client_secret_basic` and the PKCE verifier.
@@ -268,6 +356,14 @@ impl Flow {
             )),
         }
     }
+}
+
+/// What a browser's login ends with: the resource server's answer, and how long the webapp's two
+/// calls took.
+pub struct FinishedLogin {
+    pub body: Vec<u8>,
+    pub token_time: Duration,
+    pub resource_time: Duration,
 }
 
 fn url_error(what: &'static str, err: url::ParseError) -> SetupError {

@@ -3,10 +3,13 @@
 //! `resource`, RFC 9207 `iss` check), redeems the code with `client_secret_basic`, and calls the
 //! resource server with the access token. See [`flow`].
 
+mod browser;
 pub mod config;
 pub mod error;
 pub mod flow;
+pub mod login;
 mod metrics;
+mod page;
 pub mod redirect;
 mod routes;
 mod upstream;
@@ -33,7 +36,7 @@ pub const SERVICE_NAME: &str = "webapp";
 pub fn router(config: Config) -> Result<Router, SetupError> {
     let observability = Observability::new(SERVICE_NAME)?;
     let metrics = metrics::Metrics::register(observability.registry())?;
-    let flow = Arc::new(Flow::new(config, metrics)?);
+    let flow = Arc::new(Flow::new(config, metrics, Arc::new(common::SystemClock))?);
     Ok(observability.wrap(routes::router(flow)))
 }
 

@@ -12,15 +12,17 @@ use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
 
+use crate::browser;
 use crate::error::Error;
 use crate::flow::Flow;
-use crate::redirect;
 
 pub(crate) fn router(flow: Arc<Flow>) -> Router {
     Router::new()
         .route("/current_time", get(current_time))
         .route("/epoch_time", get(epoch_time))
-        .route("/callback", get(callback))
+        .route("/login/current_time", get(browser::login_current_time))
+        .route("/login/epoch_time", get(browser::login_epoch_time))
+        .route("/callback", get(browser::callback))
         .merge(common::openapi::operations_router(document()))
         .fallback(common::openapi::not_found)
         .method_not_allowed_fallback(common::openapi::method_not_allowed)
@@ -88,7 +90,7 @@ async fn time_endpoint(
 
 /// The `user` of a time endpoint: the default when absent; when present, exactly once and a valid
 /// [`UserName`] (the empty string included is refused).
-fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, Error> {
+pub(crate) fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, Error> {
     let mut users = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
         .filter(|(name, _)| name == "user")
         .map(|(_, value)| value);
@@ -103,46 +105,6 @@ fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, 
     UserName::parse(&raw).map_err(|err| Error::InvalidRequest(format!("invalid user: {err}")))
 }
 
-/// The registered redirect URI.
-///
-/// The webapp plays the user agent itself: for every user call it sends the authorization request
-/// and reads the code from the `Location` header of the authorization server's answer, checking
-/// `state` and `iss` there (see [`redirect::check_location`]). So no flow ever waits here, and no
-/// `state` can match: this route runs the same check ([`redirect::check_redirect_query`]) with no
-/// pending state, which refuses every code with 400 `invalid_request` "unknown or expired state",
-/// and reports an `error` sent by the authorization server as a 400 with that error. It never
-/// redeems a code it did not request itself (CSRF defence, RFC 6749 §10.12).
-/// The registered redirect URI. The webapp runs its flows without a browser, so no redirect is
-/// ever expected here: every request is refused, with the reason the redirect would be refused.
-#[utoipa::path(
-    get,
-    path = "/callback",
-    tag = "webapp",
-    params(
-        ("code" = Option<String>, Query),
-        ("state" = Option<String>, Query),
-        ("iss" = Option<String>, Query),
-        ("error" = Option<String>, Query),
-        ("error_description" = Option<String>, Query),
-    ),
-    responses(
-        (status = 400, description = "The redirect is refused (unknown state, wrong issuer, an error from the authorization server, …).", body = ErrorBody),
-    )
-)]
-async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> Error {
-    request_id::record_client(&flow.config().deployment.client_id);
-    let refusal = match redirect::check_redirect_query(
-        query.as_deref().unwrap_or(""),
-        &flow.config().deployment.issuer,
-        None,
-    ) {
-        // Cannot happen without a pending state; refused all the same.
-        Ok(_code) => redirect::RedirectError::UnknownState,
-        Err(err) => err,
-    };
-    Error::Callback(refusal)
-}
-
 /// The service's OpenAPI document, generated from the annotations above.
 pub fn document() -> utoipa::openapi::OpenApi {
     common::openapi::finish(ApiDoc::openapi())
@@ -152,9 +114,16 @@ pub fn document() -> utoipa::openapi::OpenApi {
 #[openapi(
     info(
         title = "webapp",
-        description = "The OAuth client: each time request runs a whole authorization code flow."
+        description = "The OAuth client: each time request runs a whole authorization code flow, \
+                       by itself for a user's call, through the user's browser for a login."
     ),
-    paths(current_time, epoch_time, callback),
+    paths(
+        current_time,
+        epoch_time,
+        browser::login_current_time,
+        browser::login_epoch_time,
+        browser::callback
+    ),
     components(schemas(ErrorBody, UserName))
 )]
 struct ApiDoc;

@@ -106,6 +106,8 @@ type Shared = State<Arc<FakeState>>;
 /// A running webapp and its fakes.
 pub struct Harness {
     pub base: String,
+    /// The fake authorization server (the webapp sends browsers to [`ISSUER`] instead).
+    pub authorization_server: String,
     pub client: reqwest::Client,
     pub log: Arc<Log>,
 }
@@ -143,7 +145,12 @@ impl Harness {
         let base = start_webapp(as_addr, rs_addr, env).await;
         Self {
             base,
-            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            authorization_server: format!("http://{as_addr}"),
+            client: reqwest::Client::builder()
+                .no_proxy()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
             log,
         }
     }

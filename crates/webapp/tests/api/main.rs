@@ -5,6 +5,7 @@
 // Test support code (the fakes, the harness) fails loudly, like the tests themselves.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod fakes;
 mod flow;
 mod openapi;
