@@ -2,8 +2,10 @@
 # End-to-end check of the docker compose stack, from the host: builds the static binaries and the
 # images (host-binary targets: no registry needed), starts the stack under a unique project name,
 # and checks the flow, TLS on every hop (a capture of the compose network holds no secret), the
-# containers' hardening, token expiry and fault recovery. Always tears the stack down.
-# Needs curl, openssl, python3 and tcpdump (for the capture).
+# containers' hardening, a login through curl -L and through headless chromium, token expiry and
+# fault recovery. Always tears the stack down.
+# Needs curl, openssl, python3, tcpdump (for the capture), chromium and certutil (libnss3-tools;
+# without them the browser's half is skipped, said loudly, except under CI=true).
 # Fails where no Docker engine answers, unless SKIP_COMPOSE_E2E=1 says to skip knowingly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,6 +45,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM   # so that the EXIT trap tears the stack down on Ctrl-C too
 
 command -v tcpdump >/dev/null 2>&1 || fail "tcpdump is needed for the capture (apt-get install tcpdump)"
+# shellcheck source=tests/lib/browser-login.sh
+source tests/lib/browser-login.sh
 for port in 8080 8081 8082 8443; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     fail "port $port is already in use on 127.0.0.1 (is the embedded default running?)"
@@ -196,7 +200,7 @@ verifier=$(openssl rand -base64 48 | tr '+/' '-_' | tr -d '=\n')
 challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | openssl base64 -A | tr '+/' '-_' | tr -d '=')
 location=$(curl -s "${tls[@]}" -o /dev/null -w '%{redirect_url}' -G "$as/authorize" \
   --data-urlencode response_type=code --data-urlencode client_id=1234 \
-  --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode scope=epoch_time \
+  --data-urlencode redirect_uri=https://localhost:8443/callback --data-urlencode scope=epoch_time \
   --data-urlencode resource=https://localhost:8082/epoch_time --data-urlencode state=e2e \
   --data-urlencode code_challenge="$challenge" --data-urlencode code_challenge_method=S256 \
   --data-urlencode login_hint=alice)
@@ -204,7 +208,7 @@ code=$(python3 - "$location" <<'PY'
 import sys, urllib.parse as u
 url = u.urlsplit(sys.argv[1])
 q = u.parse_qs(url.query)
-assert f"{url.scheme}://{url.netloc}{url.path}" == "http://localhost:8080/callback", url
+assert f"{url.scheme}://{url.netloc}{url.path}" == "https://localhost:8443/callback", url
 assert q.get("state") == ["e2e"], f"state {q.get('state')}"
 assert q.get("iss") == ["https://localhost:8081"], f"iss {q.get('iss')}"
 print(q["code"][0])
@@ -212,7 +216,7 @@ PY
 ) || fail "authorization server /authorize: bad redirect: '$location'"
 token_response=$(curl -s "${tls[@]}" -u 1234:qwerty "$as/token" \
   --data-urlencode grant_type=authorization_code --data-urlencode code="$code" \
-  --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode code_verifier="$verifier")
+  --data-urlencode redirect_uri=https://localhost:8443/callback --data-urlencode code_verifier="$verifier")
 token=$(json_field access_token <<<"$token_response") || fail "authorization server /token: no token: $token_response"
 get "${tls[@]}" -H "Authorization: Bearer $token" "$rs/epoch_time?user=alice"
 [ "$status" = 200 ] || fail "resource server, fresh token: $status $body (expected 200)"
@@ -224,6 +228,13 @@ status=$(awk 'NR == 1 { print $2 }' <<<"$headers")
 grep -qi '^www-authenticate: Bearer.*error="invalid_token"' <<<"$headers" \
   || fail "resource server, 6-second-old token: 401 without WWW-Authenticate error=\"invalid_token\": $headers"
 echo "resource server: fresh token 200, the same token 6 s later 401 invalid_token"
+
+echo "== the front channel: a login through curl -L and through a browser"
+# The login starts on the host of the registered redirect URI (https://localhost:8443/callback),
+# where the browser's cookie must come back; every hop of the trip is TLS, the development CA
+# trusted.
+login_with_curl https://localhost:8443 "${tls[@]}"
+login_with_chromium https://localhost:8443 "$ca"
 
 echo "== resource server stopped"
 dc stop resource-server >/dev/null 2>&1

@@ -80,7 +80,7 @@ challenge=$(printf '%s' "$verifier" | openssl dgst -sha256 -binary | openssl bas
 code_at() {
   curl -s -o /dev/null -w '%{redirect_url}' -G "$(replica_url "$1" /authorize)" \
     --data-urlencode response_type=code --data-urlencode client_id=1234 \
-    --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode scope=epoch_time \
+    --data-urlencode redirect_uri=https://localhost:8443/callback --data-urlencode scope=epoch_time \
     --data-urlencode state=scale --data-urlencode code_challenge="$challenge" \
     --data-urlencode code_challenge_method=S256 --data-urlencode login_hint=alice |
     python3 -c 'import sys, urllib.parse as u; print(u.parse_qs(u.urlsplit(sys.stdin.read()).query)["code"][0])'
@@ -89,7 +89,7 @@ code_at() {
 redeem_at() {
   curl -s -o /dev/null -w '%{http_code}' -u 1234:qwerty "$(replica_url "$1" /token)" \
     --data-urlencode grant_type=authorization_code --data-urlencode code="$2" \
-    --data-urlencode redirect_uri=http://localhost:8080/callback --data-urlencode code_verifier="$verifier"
+    --data-urlencode redirect_uri=https://localhost:8443/callback --data-urlencode code_verifier="$verifier"
 }
 for from in 0 1; do
   to=$((1 - from))

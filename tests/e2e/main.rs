@@ -3,6 +3,7 @@
 // Tests fail by panicking: unwrap is how a test says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod browser;
 mod faults;
 mod flow;
 mod metrics;
