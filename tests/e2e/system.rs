@@ -188,7 +188,7 @@ impl System {
 
     /// A client other than our webapp, over [`System::http`].
     pub fn client(&self) -> TestClient {
-        TestClient::with_http(
+        TestClient::new(
             self.http.clone(),
             &self.authorization_server,
             ClientIdentity::default(),

@@ -58,7 +58,7 @@ fn build_services() -> Result<(), String> {
 
 /// The authorization server's client for the flows by hand: `args`'s registered client.
 fn test_client(http: &reqwest::Client, urls: &Urls, args: &Args) -> TestClient {
-    TestClient::with_http(http.clone(), &urls.authorization_server, args.client())
+    TestClient::new(http.clone(), &urls.authorization_server, args.client())
 }
 
 /// Measures `op` at `concurrency`: a warm-up run, then the measured run, with the CPU time each

@@ -238,24 +238,8 @@ pub struct TestClient {
 }
 
 impl TestClient {
-    /// With an HTTP client of its own, redirects off.
-    pub fn new(authorization_server: &str, client: ClientIdentity) -> Result<Self, Error> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|error| Error::Transport {
-                step: "client",
-                error,
-            })?;
-        Ok(Self::with_http(http, authorization_server, client))
-    }
-
     /// Over `http` (its pool, roots, timeouts), which must not follow redirects.
-    pub fn with_http(
-        http: reqwest::Client,
-        authorization_server: &str,
-        client: ClientIdentity,
-    ) -> Self {
+    pub fn new(http: reqwest::Client, authorization_server: &str, client: ClientIdentity) -> Self {
         Self {
             http,
             authorization_server: authorization_server.trim_end_matches('/').to_owned(),

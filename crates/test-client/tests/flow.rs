@@ -40,6 +40,14 @@ async fn token(headers: HeaderMap, Form(form): Form<HashMap<String, String>>) ->
     Json(serde_json::json!({"access_token": "t0ken", "token_type": "Bearer"})).into_response()
 }
 
+fn client_of(base: &str, identity: ClientIdentity) -> TestClient {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    TestClient::new(http, base, identity)
+}
+
 async fn stand_in() -> String {
     let router = Router::new()
         .route("/authorize", get(authorize))
@@ -53,7 +61,7 @@ async fn stand_in() -> String {
 #[tokio::test]
 async fn the_flow_gets_a_token_and_says_which_step_failed() {
     let base = stand_in().await;
-    let client = TestClient::new(&base, ClientIdentity::default()).unwrap();
+    let client = client_of(&base, ClientIdentity::default());
     assert_eq!(
         client.code_and_token("epoch_time", "alice").await.unwrap(),
         "t0ken"
@@ -75,7 +83,7 @@ async fn the_flow_gets_a_token_and_says_which_step_failed() {
         secret: "wrong".into(),
         ..ClientIdentity::default()
     };
-    let refused = TestClient::new(&base, wrong).unwrap();
+    let refused = client_of(&base, wrong);
     let error = refused
         .code_and_token("epoch_time", "alice")
         .await
@@ -85,7 +93,7 @@ async fn the_flow_gets_a_token_and_says_which_step_failed() {
         "{error}"
     );
 
-    let nobody = TestClient::new("http://127.0.0.1:1", ClientIdentity::default()).unwrap();
+    let nobody = client_of("http://127.0.0.1:1", ClientIdentity::default());
     let error = nobody
         .code_and_token("epoch_time", "alice")
         .await

@@ -45,7 +45,7 @@ pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let client = TestClient::with_http(http.clone(), &base, ClientIdentity::default());
+    let client = TestClient::new(http.clone(), &base, ClientIdentity::default());
     TestServer {
         base,
         clock,
