@@ -1,24 +1,19 @@
 use std::net::SocketAddr;
 
 use authorization_server::AuthorizationServer;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use common::config::Env;
 use common::server::{Listener, Listeners};
 use common::service::Service;
 use common::tls::{ServerTlsConfig, TlsAcceptor};
 use resource_server::ResourceServer;
-use sha2::{Digest, Sha256};
+use test_client::{ClientIdentity, Pkce, TestClient};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use webapp::Webapp;
 
-const REDIRECT_URI: &str = "http://localhost:8080/callback";
-
-/// The PKCE verifier of the flows run by hand.
-pub fn verifier() -> String {
-    URL_SAFE_NO_PAD.encode([42u8; 32])
-}
+/// The PKCE verifier of [`System::code_for`]'s codes, so that [`System::redeem`] needs the code
+/// alone.
+const VERIFIER: &str = "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio";
 
 /// The three services, each on its own ephemeral loopback port, configured as in compose:
 /// public URLs equal to the internal ones, everything else at its default.
@@ -191,62 +186,32 @@ impl System {
         self.http.get(url).send().await.unwrap()
     }
 
+    /// A client other than our webapp, over [`System::http`].
+    pub fn client(&self) -> TestClient {
+        TestClient::new(
+            self.http.clone(),
+            &self.authorization_server,
+            ClientIdentity::default(),
+        )
+    }
+
     /// Runs the authorization code flow by hand, as a client other than our webapp would, and
     /// returns the access token.
     pub async fn token_for(&self, scope: &str, user: &str) -> String {
-        let code = self.code_for(scope, user).await;
-        let response = self.token_request(&code).await;
-        assert_eq!(response.status(), 200);
-        let body: serde_json::Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        self.client().code_and_token(scope, user).await.unwrap()
     }
 
-    /// The first half of [`System::token_for`]: an authorization code, bound to [`verifier`].
+    /// The first half of [`System::token_for`]: an authorization code, bound to [`VERIFIER`].
     pub async fn code_for(&self, scope: &str, user: &str) -> String {
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier().as_bytes()));
-        let response = self
-            .http
-            .get(format!("{}/authorize", self.authorization_server))
-            .query(&[
-                ("response_type", "code"),
-                ("client_id", "1234"),
-                ("redirect_uri", REDIRECT_URI),
-                ("scope", scope),
-                ("state", "s"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-                ("login_hint", user),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 302);
-        let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-        location
-            .query_pairs()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
+        let pkce = Pkce::from_verifier(VERIFIER);
+        self.client().code(scope, user, "s", &pkce).await.unwrap()
     }
 
     /// Presents `code` (from [`System::code_for`]) at the token endpoint; the answer's status.
     pub async fn redeem(&self, code: &str) -> u16 {
-        self.token_request(code).await.status().as_u16()
-    }
-
-    async fn token_request(&self, code: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/token", self.authorization_server))
-            .basic_auth("1234", Some("qwerty"))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", REDIRECT_URI),
-                ("code_verifier", &verifier()),
-            ])
-            .send()
-            .await
-            .unwrap()
+        let form = test_client::token_form(&ClientIdentity::default(), code, VERIFIER);
+        let response = self.client().token(&form).await.unwrap();
+        response.status().as_u16()
     }
 
     pub async fn call_resource(&self, path: &str, user: &str, token: &str) -> reqwest::Response {

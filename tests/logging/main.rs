@@ -16,11 +16,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::config::Env;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use test_client::{ClientIdentity, Pkce, Redirect};
 
 use crate::system::System;
 
@@ -386,47 +386,31 @@ async fn one_request_id_user_and_client_on_every_line_of_a_flow_and_no_secret_an
 /// The authorization code flow against the authorization server, then the resource call, each
 /// with a request id of its own; returns every secret it handled.
 async fn flow_by_hand(system: &System) -> Vec<String> {
-    let verifier = URL_SAFE_NO_PAD.encode(rand_bytes());
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    let redirect_uri = "http://localhost:8080/callback";
+    let client = ClientIdentity::default();
+    let pkce = Pkce::random();
+    let params = test_client::authorize_params(&client, "epoch_time", "bob", "s", &pkce.challenge);
     let response = system
         .http
         .get(format!("{}/authorize", system.authorization_server))
         .header("x-request-id", "by-hand-authorize")
-        .query(&[
-            ("response_type", "code"),
-            ("client_id", "1234"),
-            ("redirect_uri", redirect_uri),
-            ("scope", "epoch_time"),
-            ("state", "s"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-            ("login_hint", "bob"),
-        ])
+        .query(&params)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 302);
-    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
-    let code = location
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .map(|(_, v)| v.into_owned())
-        .unwrap();
-    let response = system
-        .http
-        .post(format!("{}/token", system.authorization_server))
-        .header("x-request-id", "by-hand-token")
-        .basic_auth("1234", Some("qwerty"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let Redirect::Code(code) = test_client::redirect(&response, &client, "s").unwrap() else {
+        panic!("no code");
+    };
+    let form = test_client::token_form(&client, &code, &pkce.verifier);
+    let redeem = |request_id: &'static str| {
+        system
+            .http
+            .post(format!("{}/token", system.authorization_server))
+            .header("x-request-id", request_id)
+            .basic_auth(&client.id, Some(&client.secret))
+            .form(&form)
+            .send()
+    };
+    let response = redeem("by-hand-token").await.unwrap();
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap().to_owned();
@@ -441,29 +425,8 @@ async fn flow_by_hand(system: &System) -> Vec<String> {
         .unwrap();
     assert_eq!(response.status(), 200);
     // A refused replay of the code, logged as such, still without the code.
-    let replay = system
-        .http
-        .post(format!("{}/token", system.authorization_server))
-        .header("x-request-id", "by-hand-replay")
-        .basic_auth("1234", Some("qwerty"))
-        .form(&[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", redirect_uri),
-            ("code_verifier", &verifier),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let replay = redeem("by-hand-replay").await.unwrap();
     assert_eq!(replay.status(), 400);
     let basic = STANDARD.encode("1234:qwerty");
-    vec![code, verifier, challenge, token, basic]
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let id = uuid::Uuid::new_v4();
-    let mut bytes = [0u8; 32];
-    bytes[..16].copy_from_slice(id.as_bytes());
-    bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
-    bytes
+    vec![code, pkce.verifier, pkce.challenge, token, basic]
 }

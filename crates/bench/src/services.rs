@@ -3,21 +3,33 @@
 //! For children, peak RSS (`VmHWM`) and CPU time are read from `/proc/<pid>`.
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 
+use crate::proc;
+
 pub const WEBAPP: &str = "webapp";
 pub const AUTHORIZATION_SERVER: &str = "authorization-server";
 pub const RESOURCE_SERVER: &str = "resource-server";
 
-/// Where the three services answer.
-#[derive(Debug, Clone)]
+/// Where the three services answer; on the command line, running services to measure instead
+/// (all three or none: no RSS, no CPU, one algorithm).
+#[derive(Debug, Clone, clap::Args)]
 pub struct Urls {
+    /// The running webapp to measure (with the other two URLs).
+    #[arg(long, value_name = "URL", value_parser = crate::cli::base_url, required = false,
+          requires_all = ["authorization_server", "resource_server"])]
     pub webapp: String,
+    /// The running authorization server to measure (with the other two URLs).
+    #[arg(long, value_name = "URL", value_parser = crate::cli::base_url, required = false,
+          requires_all = ["webapp", "resource_server"])]
     pub authorization_server: String,
+    /// The running resource server to measure (with the other two URLs).
+    #[arg(long, value_name = "URL", value_parser = crate::cli::base_url, required = false,
+          requires_all = ["webapp", "authorization_server"])]
     pub resource_server: String,
 }
 
@@ -42,8 +54,9 @@ pub struct Process {
 }
 
 impl Process {
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
+    /// Its figures in `/proc`, while it runs.
+    fn proc(&self) -> Option<proc::Process> {
+        self.child.id().map(proc::Process::Child)
     }
 }
 
@@ -137,7 +150,7 @@ impl Stack {
     pub fn peak_rss_kib(&self) -> Vec<(&'static str, Option<u64>)> {
         self.processes
             .iter()
-            .map(|p| (p.name, p.pid().and_then(|pid| status_kib(pid, "VmHWM:"))))
+            .map(|p| (p.name, p.proc().and_then(proc::Process::peak_rss_kib)))
             .collect()
     }
 
@@ -145,7 +158,7 @@ impl Stack {
     pub fn cpu_times(&self) -> Vec<(&'static str, Option<Duration>)> {
         self.processes
             .iter()
-            .map(|p| (p.name, p.pid().and_then(cpu_time)))
+            .map(|p| (p.name, p.proc().and_then(proc::Process::cpu_time)))
             .collect()
     }
 
@@ -225,62 +238,5 @@ async fn wait_healthy(
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A `kB` line of `/proc/<pid>/status`.
-fn status_kib(pid: u32, key: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-}
-
-/// Linux's `USER_HZ`: 100 on every architecture Rust targets.
-const CLOCK_TICKS_PER_SECOND: u64 = 100;
-
-/// User + system CPU time of a process, from `/proc/<pid>/stat`.
-pub fn cpu_time(pid: u32) -> Option<Duration> {
-    proc_stat_cpu(Path::new(&format!("/proc/{pid}/stat")))
-}
-
-/// The same for this process (the load generator).
-pub fn own_cpu_time() -> Option<Duration> {
-    proc_stat_cpu(Path::new("/proc/self/stat"))
-}
-
-fn proc_stat_cpu(path: &Path) -> Option<Duration> {
-    let stat = std::fs::read_to_string(path).ok()?;
-    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
-    let after = stat.get(stat.rfind(')')? + 1..)?;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line; 'state' (field 3) is fields[0].
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Duration::from_millis(
-        (utime + stime) * 1000 / CLOCK_TICKS_PER_SECOND,
-    ))
-}
-
-/// Peak RSS of this process, in KiB.
-pub fn own_peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|kib| kib.parse().ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_its_own_cpu_time_and_rss() {
-        assert!(own_cpu_time().is_some());
-        assert!(own_peak_rss_kib().is_some_and(|kib| kib > 0));
     }
 }

@@ -4,11 +4,13 @@
 
 use std::time::{Duration, Instant};
 
+use test_client::{Pkce, Redirect};
+
 use super::{Ctx, Scenario};
 use crate::cli::FloodArgs;
 use crate::error::Error;
 use crate::http::describe;
-use crate::oauth::{self, Pkce, Redirect};
+use crate::oauth;
 use crate::report::{mib, Report, Tally};
 
 /// The first figure after the flood, and the margin past the code lifetime for the last one.
@@ -113,7 +115,7 @@ async fn worker_loop(
     worker: usize,
     deadline: Instant,
 ) -> Tally {
-    let pkce = Pkce::new();
+    let pkce = Pkce::random();
     let mut tally = Tally::default();
     let mut sent = 0u64;
     while Instant::now() < deadline {

@@ -21,12 +21,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
+use test_client::{Pkce, CLIENT_ID, CLIENT_SECRET};
 
 use super::{Ctx, Scenario};
 use crate::cli::JunkArgs;
 use crate::error::{Context, Error};
 use crate::http::{describe, raw_post_form, socket_addr, Answer};
-use crate::oauth::{self, Pkce, CLIENT_ID, CLIENT_SECRET};
+use crate::oauth;
 use crate::report::{mib, Report, Tally};
 
 /// Wrong secrets sent at most while building the lock (its wait doubles per failure).
@@ -190,7 +191,7 @@ async fn lock_out(client: &reqwest::Client, base: &str, min_seconds: u64) -> Res
     let started = Instant::now();
     let (mut failures, mut longest) = (0, 0);
     for _ in 0..MAX_LOCK_ATTEMPTS {
-        let form = oauth::token_form("junk", &Pkce::new().verifier, CLIENT_ID, WRONG_SECRET);
+        let form = oauth::token_form("junk", &Pkce::random().verifier, CLIENT_ID, WRONG_SECRET);
         let answer = send(client, base, (Traffic::Junk.extra_headers(), &form))
             .await
             .context("a wrong secret for the real client")?;
@@ -232,7 +233,7 @@ async fn lock_out(client: &reqwest::Client, base: &str, min_seconds: u64) -> Res
 /// The real secret from the attacker's address: 429 while the lock holds; once authenticated,
 /// the junk code makes it 400 `invalid_grant`.
 async fn probe(client: &reqwest::Client, base: &str) -> Result<Answer, Error> {
-    let form = oauth::token_form("junk", &Pkce::new().verifier, CLIENT_ID, CLIENT_SECRET);
+    let form = oauth::token_form("junk", &Pkce::random().verifier, CLIENT_ID, CLIENT_SECRET);
     send(client, base, (Traffic::Junk.extra_headers(), &form))
         .await
         .context("the real secret's probe")
@@ -314,7 +315,7 @@ async fn send_junk(junk: &Junk<'_>, first: u64, count: u64, traffic: Traffic) ->
             let (target, id_bytes) = (junk.target, args.junk_id_bytes);
             tokio::spawn(async move {
                 let mut tally = Tally::default();
-                let verifier = Pkce::new().verifier;
+                let verifier = Pkce::random().verifier;
                 while let Some(n) = take_next(&next, end) {
                     let form =
                         oauth::token_form("junk", &verifier, &junk_id(id_bytes), WRONG_SECRET);

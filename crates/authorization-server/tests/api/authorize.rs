@@ -1,4 +1,6 @@
-use crate::helpers::{authorize_params, json, location, param, spawn, REDIRECT};
+use test_client::REDIRECT_URI;
+
+use crate::helpers::{authorize_params, json, location, param, spawn};
 
 #[tokio::test]
 async fn a_valid_request_redirects_with_code_state_and_iss() {
@@ -7,7 +9,7 @@ async fn a_valid_request_redirects_with_code_state_and_iss() {
     assert_eq!(response.status(), 302);
     assert_eq!(response.headers()["cache-control"], "no-store");
     let (target, pairs) = location(&response);
-    assert_eq!(target, REDIRECT);
+    assert_eq!(target, REDIRECT_URI);
     assert_eq!(param(&pairs, "state"), Some("st4te"));
     assert_eq!(param(&pairs, "iss"), Some("http://localhost:8081"));
     let code = param(&pairs, "code").unwrap();
@@ -47,7 +49,7 @@ async fn other_errors_come_back_by_redirect_with_state_and_iss() {
         let response = server.authorize(&authorize_params(scope)).await;
         assert_eq!(response.status(), 302);
         let (target, pairs) = location(&response);
-        assert_eq!(target, REDIRECT);
+        assert_eq!(target, REDIRECT_URI);
         assert_eq!(param(&pairs, "error"), Some(expected));
         assert!(param(&pairs, "error_description").is_some());
         assert_eq!(param(&pairs, "state"), Some("st4te"));

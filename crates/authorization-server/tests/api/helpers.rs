@@ -2,20 +2,23 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use authorization_server::{app, router, Config};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use common::clock::ManualClock;
 use common::config::Env;
-use sha2::{Digest, Sha256};
+use serde::Serialize;
+use test_client::{ClientIdentity, Pkce, TestClient};
 use tokio::net::TcpListener;
 
-pub const REDIRECT: &str = "http://localhost:8080/callback";
+/// The PKCE verifier of every code (RFC 7636's example), so that a code is redeemed from itself.
 pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const STATE: &str = "st4te";
+pub const USER: &str = "alice";
 
 pub struct TestServer {
     pub base: String,
     pub clock: Arc<ManualClock>,
     pub http: reqwest::Client,
+    /// The client of the defaults (1234, qwerty), over `http`.
+    pub client: TestClient,
 }
 
 /// Starts an authorization server with `vars` over the defaults. When the test process has
@@ -42,61 +45,53 @@ pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    TestServer { base, clock, http }
+    let client = TestClient::new(http.clone(), &base, ClientIdentity::default());
+    TestServer {
+        base,
+        clock,
+        http,
+        client,
+    }
 }
 
-pub fn challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
-}
-
+/// A valid authorization request for `scope`, as a list to alter.
 pub fn authorize_params(scope: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("response_type", "code".into()),
-        ("client_id", "1234".into()),
-        ("redirect_uri", REDIRECT.into()),
-        ("scope", scope.into()),
-        ("state", "st4te".into()),
-        ("code_challenge", challenge(VERIFIER)),
-        ("code_challenge_method", "S256".into()),
-        ("login_hint", "alice".into()),
-    ]
+    let challenge = Pkce::from_verifier(VERIFIER).challenge;
+    test_client::authorize_params(&ClientIdentity::default(), scope, USER, STATE, &challenge)
+}
+
+/// A token request for `code`, as a list to alter.
+pub fn redeem_form(code: &str) -> Vec<(&'static str, String)> {
+    test_client::token_form(&ClientIdentity::default(), code, VERIFIER)
 }
 
 impl TestServer {
     pub async fn authorize(&self, params: &[(&str, String)]) -> reqwest::Response {
-        self.http
-            .get(format!("{}/authorize", self.base))
-            .query(params)
-            .send()
-            .await
-            .unwrap()
+        self.client.authorize(params).await.unwrap()
     }
 
     /// Runs a valid authorization request and returns the code from the redirect.
     pub async fn code(&self, scope: &str) -> String {
-        let response = self.authorize(&authorize_params(scope)).await;
-        assert_eq!(response.status(), 302);
-        let (_, query) = location(&response);
-        query
-            .into_iter()
-            .find(|(k, _)| k == "code")
-            .map(|(_, v)| v)
-            .unwrap()
+        let pkce = Pkce::from_verifier(VERIFIER);
+        self.client.code(scope, USER, STATE, &pkce).await.unwrap()
     }
 
-    pub async fn token_basic(
+    /// A token request of `form`, authenticated as the client of the defaults (Basic).
+    pub async fn token<F: Serialize + ?Sized>(&self, form: &F) -> reqwest::Response {
+        self.client.token(form).await.unwrap()
+    }
+
+    /// The same with the client's id and `secret`.
+    pub async fn token_with_secret(
         &self,
-        form: &[(&str, &str)],
-        id: &str,
+        form: &[(&str, String)],
         secret: &str,
     ) -> reqwest::Response {
-        self.http
-            .post(format!("{}/token", self.base))
-            .basic_auth(id, Some(secret))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        let client = ClientIdentity {
+            secret: secret.to_owned(),
+            ..ClientIdentity::default()
+        };
+        self.client.token_as(&client, form).await.unwrap()
     }
 
     /// A plain `GET` of `path` (`/…`).
@@ -122,19 +117,6 @@ impl TestServer {
     pub fn advance(&self, by: Duration) {
         self.clock.advance(by);
     }
-}
-
-pub fn redeem_form(code: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("grant_type", "authorization_code".into()),
-        ("code", code.into()),
-        ("redirect_uri", REDIRECT.into()),
-        ("code_verifier", VERIFIER.into()),
-    ]
-}
-
-pub fn as_refs<'a>(form: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    form.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
 /// The redirect's URL without query, and its decoded query pairs.

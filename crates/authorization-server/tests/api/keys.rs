@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
 use rand::RngCore;
 
-use crate::helpers::{as_refs, json, redeem_form, spawn, TestServer};
+use crate::helpers::{json, redeem_form, spawn, TestServer};
 
 pub struct KeyDir(pub PathBuf);
 
@@ -68,9 +68,7 @@ async fn published(server: &TestServer) -> Vec<String> {
 
 async fn signing_kid(server: &TestServer) -> String {
     let code = server.code("epoch_time").await;
-    let response = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-        .await;
+    let response = server.token(&redeem_form(&code)).await;
     let token = json(response).await["access_token"]
         .as_str()
         .unwrap()

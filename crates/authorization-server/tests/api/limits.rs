@@ -3,18 +3,16 @@
 
 use std::time::Duration;
 
-use crate::helpers::{as_refs, authorize_params, location, param, redeem_form, spawn, TestServer};
+use test_client::Redirect;
+
+use crate::helpers::{authorize_params, redeem_form, spawn, TestServer, STATE};
 
 /// What `/authorize` redirected with: `Ok(code)` or `Err(error)`; the state is always echoed.
 async fn ask_code(server: &TestServer) -> Result<String, String> {
     let response = server.authorize(&authorize_params("epoch_time")).await;
-    assert_eq!(response.status(), 302);
-    let (_, pairs) = location(&response);
-    assert_eq!(param(&pairs, "state"), Some("st4te"));
-    match (param(&pairs, "code"), param(&pairs, "error")) {
-        (Some(code), None) => Ok(code.to_owned()),
-        (None, Some(error)) => Err(error.to_owned()),
-        other => panic!("neither a code nor an error alone: {other:?}"),
+    match test_client::redirect(&response, server.client.identity(), STATE).unwrap() {
+        Redirect::Code(code) => Ok(code),
+        Redirect::Error(error) => Err(error),
     }
 }
 
@@ -44,9 +42,7 @@ async fn an_address_past_its_rate_gets_temporarily_unavailable_until_its_budget_
     let code = ask_code(&server).await.unwrap();
     assert!(ask_code(&server).await.is_err());
     // redeeming is not limited
-    let redeemed = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-        .await;
+    let redeemed = server.token(&redeem_form(&code)).await;
     assert_eq!(redeemed.status(), 200);
 }
 
@@ -65,9 +61,7 @@ async fn past_max_live_codes_no_code_is_issued_until_one_is_redeemed_or_expires(
     assert_eq!(refused(&server, "rate_limited").await, 0);
 
     // redeeming works at the cap, and gives a place back
-    let redeemed = server
-        .token_basic(&as_refs(&redeem_form(&first)), "1234", "qwerty")
-        .await;
+    let redeemed = server.token(&redeem_form(&first)).await;
     assert_eq!(redeemed.status(), 200);
     ask_code(&server).await.unwrap();
     assert!(ask_code(&server).await.is_err());

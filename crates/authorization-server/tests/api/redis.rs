@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::helpers::{as_refs, json, redeem_form, spawn, TestServer};
+use crate::helpers::{json, redeem_form, spawn, TestServer};
 use crate::redis_server::RedisServer;
 
 const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIB239XB79YpCyor5Y7sVZlrGt5D9ZEu91fFcIVmaYkge\n-----END PRIVATE KEY-----\n";
@@ -38,9 +38,7 @@ async fn replicas_with(
 }
 
 async fn redeem(server: &TestServer, code: &str) -> reqwest::Response {
-    server
-        .token_basic(&as_refs(&redeem_form(code)), "1234", "qwerty")
-        .await
+    server.token(&redeem_form(code)).await
 }
 
 #[tokio::test]
@@ -75,18 +73,8 @@ async fn two_hundred_racing_redemptions_of_one_code_yield_one_token() {
     let mut attempts = tokio::task::JoinSet::new();
     for i in 0..200 {
         let server = if i % 2 == 0 { &a } else { &b };
-        let (http, url, form) = (
-            server.http.clone(),
-            format!("{}/token", server.base),
-            redeem_form(&code),
-        );
-        attempts.spawn(async move {
-            let request = http
-                .post(url)
-                .basic_auth("1234", Some("qwerty"))
-                .form(&form);
-            request.send().await.unwrap().status().as_u16()
-        });
+        let (client, form) = (server.client.clone(), redeem_form(&code));
+        attempts.spawn(async move { client.token(&form).await.unwrap().status().as_u16() });
     }
     let statuses: Vec<u16> = attempts.join_all().await;
     assert_eq!(

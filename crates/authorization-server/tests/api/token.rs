@@ -5,7 +5,9 @@ use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
 
-use crate::helpers::{as_refs, json, redeem_form, spawn, TestServer, REDIRECT};
+use test_client::{ClientIdentity, REDIRECT_URI};
+
+use crate::helpers::{json, redeem_form, spawn, TestServer};
 
 async fn assert_error(
     response: reqwest::Response,
@@ -57,9 +59,7 @@ async fn a_code_is_exchanged_for_an_rfc9068_token_with_every_algorithm() {
     ] {
         let server = spawn(&[("SIGNING_ALGORITHM", name)]).await;
         let code = server.code("epoch_time").await;
-        let response = server
-            .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-            .await;
+        let response = server.token(&redeem_form(&code)).await;
         assert_eq!(response.status(), 200, "{name}");
         assert_eq!(response.headers()["cache-control"], "no-store");
         assert_eq!(response.headers()["pragma"], "no-cache");
@@ -84,8 +84,7 @@ async fn client_secret_post_works_too() {
     let server = spawn(&[]).await;
     let code = server.code("current_time").await;
     let mut form = redeem_form(&code);
-    form.push(("client_id", "1234".into()));
-    form.push(("client_secret", "qwerty".into()));
+    form.extend(ClientIdentity::default().form_credentials());
     let response = server
         .http
         .post(format!("{}/token", server.base))
@@ -102,9 +101,9 @@ async fn a_replayed_code_is_invalid_grant() {
     let server = spawn(&[]).await;
     let code = server.code("epoch_time").await;
     let form = redeem_form(&code);
-    let first = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let first = server.token(&form).await;
     assert_eq!(first.status(), 200);
-    let replay = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let replay = server.token(&form).await;
     assert_error(replay, 400, "invalid_grant").await;
 }
 
@@ -114,9 +113,7 @@ async fn an_expired_code_is_invalid_grant() {
     let server = spawn(&[("REDIS_URL", "")]).await;
     let code = server.code("epoch_time").await;
     server.advance(Duration::from_secs(30));
-    let response = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-        .await;
+    let response = server.token(&redeem_form(&code)).await;
     assert_error(response, 400, "invalid_grant").await;
 }
 
@@ -125,9 +122,7 @@ async fn a_code_just_before_expiry_is_still_good() {
     let server = spawn(&[]).await;
     let code = server.code("epoch_time").await;
     server.advance(Duration::from_millis(29_900));
-    let response = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-        .await;
+    let response = server.token(&redeem_form(&code)).await;
     assert_eq!(response.status(), 200);
 }
 
@@ -137,12 +132,10 @@ async fn a_different_redirect_uri_is_invalid_grant_and_spends_the_code() {
     let code = server.code("epoch_time").await;
     let mut form = redeem_form(&code);
     form.retain(|(k, _)| *k != "redirect_uri");
-    form.push(("redirect_uri", format!("{REDIRECT}/other")));
-    let response = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    form.push(("redirect_uri", format!("{REDIRECT_URI}/other")));
+    let response = server.token(&form).await;
     assert_error(response, 400, "invalid_grant").await;
-    let retry = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-        .await;
+    let retry = server.token(&redeem_form(&code)).await;
     assert_error(retry, 400, "invalid_grant").await;
 }
 
@@ -153,7 +146,7 @@ async fn a_wrong_verifier_is_invalid_grant() {
     let mut form = redeem_form(&code);
     form.retain(|(k, _)| *k != "code_verifier");
     form.push(("code_verifier", URL_SAFE_NO_PAD.encode([7u8; 32])));
-    let response = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let response = server.token(&form).await;
     assert_error(response, 400, "invalid_grant").await;
 }
 
@@ -161,18 +154,14 @@ async fn a_wrong_verifier_is_invalid_grant() {
 async fn a_wrong_secret_is_401_invalid_client_with_a_basic_challenge() {
     let server = spawn(&[]).await;
     let code = server.code("epoch_time").await;
-    let response = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "wrong")
-        .await;
+    let response = server.token_with_secret(&redeem_form(&code), "wrong").await;
     let headers = assert_error(response, 401, "invalid_client").await;
     assert!(headers["www-authenticate"]
         .to_str()
         .unwrap()
         .starts_with("Basic"));
     // a failed authentication does not spend the code
-    let retry = server
-        .token_basic(&as_refs(&redeem_form(&code)), "1234", "qwerty")
-        .await;
+    let retry = server.token(&redeem_form(&code)).await;
     assert_eq!(retry.status(), 200);
 }
 
@@ -198,7 +187,7 @@ async fn both_authentication_methods_at_once_is_invalid_request() {
     let server = spawn(&[]).await;
     let mut form = redeem_form("whatever");
     form.push(("client_secret", "qwerty".into()));
-    let response = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let response = server.token(&form).await;
     assert_error(response, 400, "invalid_request").await;
 }
 
@@ -225,7 +214,7 @@ async fn another_grant_type_is_unsupported() {
         ("username", "alice"),
         ("password", "x"),
     ];
-    let response = server.token_basic(&form, "1234", "qwerty").await;
+    let response = server.token(&form).await;
     assert_error(response, 400, "unsupported_grant_type").await;
 }
 
@@ -235,11 +224,11 @@ async fn repeated_wrong_secrets_make_that_address_wait_with_retry_after() {
     let code = server.code("epoch_time").await;
     let form = redeem_form(&code);
     for attempt in 1..=5 {
-        let response = server.token_basic(&as_refs(&form), "1234", "guess").await;
+        let response = server.token_with_secret(&form, "guess").await;
         assert_eq!(response.status(), 401, "attempt {attempt}");
     }
     // Now even the right secret must wait: the answer can't tell a good guess from a bad one.
-    let throttled = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let throttled = server.token(&form).await;
     assert_eq!(throttled.status(), 429);
     let retry_after: u64 = throttled.headers()["retry-after"]
         .to_str()
@@ -250,10 +239,10 @@ async fn repeated_wrong_secrets_make_that_address_wait_with_retry_after() {
     assert_error(throttled, 429, "temporarily_unavailable").await;
 
     server.clock.advance(Duration::from_millis(999));
-    let response = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let response = server.token(&form).await;
     assert_eq!(response.status(), 429, "a millisecond before the wait ends");
     server.clock.advance(Duration::from_millis(1));
-    let response = server.token_basic(&as_refs(&form), "1234", "qwerty").await;
+    let response = server.token(&form).await;
     assert_eq!(
         response.status(),
         200,
