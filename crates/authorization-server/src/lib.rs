@@ -18,7 +18,9 @@ pub mod store;
 mod throttle;
 mod token;
 
-/// The request parsers and rules, for the fuzz targets in `fuzz/` (not an API).
+/// The request parsers and rules, for the fuzz targets in `fuzz/` and `tests/fuzz_corpus` (not an
+/// API; feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::authorize::{authorize, Granted, Refusal};
