@@ -106,10 +106,6 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("cannot sign the access token: {0}")]
     Signing(#[from] crate::keys::KeyError),
-    #[error("not found")]
-    NotFound,
-    #[error("method not allowed")]
-    MethodNotAllowed,
 }
 
 impl IntoResponse for Error {
@@ -146,14 +142,6 @@ impl IntoResponse for Error {
                     ErrorBody::new(ErrorCode::ServerError.as_str(), "cannot issue a token"),
                 )
             }
-            Error::NotFound => (
-                StatusCode::NOT_FOUND,
-                ErrorBody::new("not_found", "no such endpoint"),
-            ),
-            Error::MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                ErrorBody::new("invalid_request", "method not allowed on this endpoint"),
-            ),
         };
         if status.is_client_error() {
             tracing::info!(error = %self, "request refused");

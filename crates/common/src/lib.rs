@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod peer;
 pub mod request_id;
 pub mod resource;
+pub mod router;
 pub mod scope;
 pub mod secret_file;
 pub mod server;

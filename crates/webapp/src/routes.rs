@@ -1,30 +1,29 @@
-//! Thin HTTP handlers: parse the request, run the flow, answer.
+//! The routes, each declared with its OpenAPI documentation, and their thin handlers: parse the
+//! request, run the flow, answer.
 
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use common::request_id::{self, RequestId};
 use common::resource::{CurrentTime, EpochTime};
 use common::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Error;
 use crate::flow::Flow;
-use crate::redirect;
+use crate::{redirect, AppState};
 
-pub(crate) fn router(flow: Arc<Flow>) -> Router {
-    Router::new()
-        .route("/current_time", get(current_time))
-        .route("/epoch_time", get(epoch_time))
-        .route("/callback", get(callback))
-        .merge(common::openapi::operations_router(document()))
-        .fallback(common::openapi::not_found)
-        .method_not_allowed_fallback(common::openapi::method_not_allowed)
-        .with_state(flow)
+/// The service's own routes, each with its documentation.
+pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(current_time))
+        .routes(routes!(epoch_time))
+        .routes(routes!(callback))
 }
 
 /// Runs the whole flow for scope `current_time` as `user`: authorization request, token request,
@@ -143,18 +142,13 @@ async fn callback(State(flow): State<Arc<Flow>>, RawQuery(query): RawQuery) -> E
     Error::Callback(refusal)
 }
 
-/// The service's OpenAPI document, generated from the annotations above.
-pub fn document() -> utoipa::openapi::OpenApi {
-    common::openapi::finish(ApiDoc::openapi())
-}
-
+/// The document's info and components, to which [`openapi_router`] adds the operations.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "webapp",
         description = "The OAuth client: each time request runs a whole authorization code flow."
     ),
-    paths(current_time, epoch_time, callback),
     components(schemas(ErrorBody, UserName))
 )]
 struct ApiDoc;
