@@ -3,7 +3,7 @@
 //!
 //! Modules: [`config`] (settings), [`request`] (what a request must carry), [`jwks`] (the key
 //! cache), [`validation`] (token checks, pure), [`error`] (failures and their HTTP answers),
-//! [`routes`] (handlers).
+//! [`routes`] (the routes and their handlers).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
