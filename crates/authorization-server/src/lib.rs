@@ -18,7 +18,9 @@ pub mod store;
 mod throttle;
 mod token;
 
-/// The request parsers and rules, for the fuzz targets in `fuzz/` (not an API).
+/// The request parsers and rules, for the fuzz targets in `fuzz/` and `tests/fuzz_corpus` (not an
+/// API; feature `fuzzing`).
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::authorize::{authorize, Granted, Refusal};
@@ -29,20 +31,18 @@ pub mod fuzzing {
     pub use crate::token::{PresentedCredentials, TokenRequest};
 }
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::extract::FromRef;
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
-use common::server::Listeners;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
 use secrecy::ExposeSecret;
 
-pub use crate::app::App;
+use crate::app::App;
 use crate::authorize_rate::AuthorizeRateLimit;
 pub use crate::client::RegisteredClient;
 pub use crate::config::Config;
@@ -53,51 +53,64 @@ use crate::throttle::ClientAuthThrottle;
 
 pub const SERVICE_NAME: &str = "authorization-server";
 
-/// Builds the application: loads or generates the signing keys (and starts watching a key
-/// directory), sets up the code store. Call within a Tokio runtime.
-pub fn app(config: Config, clock: Arc<dyn Clock>) -> Result<App, BoxError> {
-    let observability = Observability::new(SERVICE_NAME)?;
-    let metrics = metrics::Metrics::register(observability.registry())?;
-    let keys = Arc::new(KeyRing::new(key_set(&config)?));
-    if let Some(dir) = &config.signing_keys_dir {
-        key_reload::spawn(
-            &keys,
-            dir.clone(),
-            config.deployment.signing_algorithm,
-            config.signing_keys_reload_interval,
-            metrics.clone(),
-        );
+/// What the handlers share: the application, built once.
+#[derive(Clone)]
+pub struct AppState(Arc<App>);
+
+impl FromRef<AppState> for Arc<App> {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.clone()
     }
-    let store: Arc<dyn CodeStore> = match &config.redis_url {
-        Some(url) => {
-            tracing::info!(
-                service = SERVICE_NAME,
-                "authorization codes are kept in Redis"
+}
+
+impl AppState {
+    /// Builds the application: loads or generates the signing keys (and starts watching a key
+    /// directory), sets up the code store. Call within a Tokio runtime.
+    pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
+        let observability = Observability::new(SERVICE_NAME)?;
+        let metrics = metrics::Metrics::register(observability.registry())?;
+        let keys = Arc::new(KeyRing::new(key_set(&config)?));
+        if let Some(dir) = &config.signing_keys_dir {
+            key_reload::spawn(
+                &keys,
+                dir.clone(),
+                config.deployment.signing_algorithm,
+                config.signing_keys_reload_interval,
+                metrics.clone(),
             );
-            let ca = match &config.redis_ca_file {
-                Some(path) => Some(std::fs::read(path).map_err(|err| {
-                    format!("REDIS_CA_FILE: cannot read {}: {err}", path.display())
-                })?),
-                None => None,
-            };
-            let store = RedisCodeStore::new(url.expose_secret(), ca, config.max_live_codes.get())
-                .map_err(|err| format!("REDIS_URL: {err}"))?;
-            Arc::new(store)
         }
-        None => Arc::new(MemoryCodeStore::new(config.max_live_codes.get())),
-    };
-    let throttle = ClientAuthThrottle::new(config.client.id.as_str());
-    let authorize_rate = AuthorizeRateLimit::new(config.authorize_rate, clock.clone());
-    Ok(App {
-        config,
-        keys,
-        store,
-        clock,
-        throttle,
-        authorize_rate,
-        observability,
-        metrics,
-    })
+        let store: Arc<dyn CodeStore> = match &config.redis_url {
+            Some(url) => {
+                tracing::info!(
+                    service = SERVICE_NAME,
+                    "authorization codes are kept in Redis"
+                );
+                let ca = match &config.redis_ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|err| {
+                        format!("REDIS_CA_FILE: cannot read {}: {err}", path.display())
+                    })?),
+                    None => None,
+                };
+                let store =
+                    RedisCodeStore::new(url.expose_secret(), ca, config.max_live_codes.get())
+                        .map_err(|err| format!("REDIS_URL: {err}"))?;
+                Arc::new(store)
+            }
+            None => Arc::new(MemoryCodeStore::new(config.max_live_codes.get())),
+        };
+        let throttle = ClientAuthThrottle::new(config.client.id.as_str());
+        let authorize_rate = AuthorizeRateLimit::new(config.authorize_rate, clock.clone());
+        Ok(Self(Arc::new(App {
+            config,
+            keys,
+            store,
+            clock,
+            throttle,
+            authorize_rate,
+            observability,
+            metrics,
+        })))
+    }
 }
 
 fn key_set(config: &Config) -> Result<KeySet, BoxError> {
@@ -138,23 +151,11 @@ fn key_set(config: &Config) -> Result<KeySet, BoxError> {
     Ok(KeySet::single(key))
 }
 
-/// The routes, `/metrics` and the middleware stack of [`common::observability`].
-pub fn router(app: Arc<App>) -> Router {
-    let observability = app.observability.clone();
-    let routes = Router::new()
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(routes::metadata),
-        )
-        .route("/.well-known/jwks.json", get(routes::jwks))
-        .route("/authorize", get(routes::authorize))
-        .route("/token", post(routes::token))
-        .route("/readyz", get(routes::readyz))
-        .merge(common::openapi::operations_router(routes::document()))
-        .fallback(common::openapi::not_found)
-        .method_not_allowed_fallback(common::openapi::method_not_allowed)
-        .with_state(app);
-    observability.wrap(routes)
+/// The service's routes with those every service has, in the middleware stack
+/// ([`common::router`]).
+pub fn router(state: AppState) -> Router {
+    let observability = state.0.observability.clone();
+    common::router::service_router(routes::openapi_router().with_state(state), &observability)
 }
 
 pub struct AuthorizationServer;
@@ -172,13 +173,7 @@ impl Service for AuthorizationServer {
         config.listen_addr
     }
 
-    async fn serve(
-        listeners: Listeners,
-        config: Config,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), BoxError> {
-        let app = Arc::new(app(config, Arc::new(SystemClock))?);
-        common::server::serve(listeners, router(app), shutdown).await?;
-        Ok(())
+    fn build_router(config: Config) -> Result<Router, BoxError> {
+        Ok(router(AppState::build(config, Arc::new(SystemClock))?))
     }
 }

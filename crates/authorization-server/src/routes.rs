@@ -1,4 +1,5 @@
-//! HTTP handlers: parse the request, call [`App`], map the result. Nothing else.
+//! The routes, each declared with its OpenAPI documentation, and their handlers: parse the
+//! request, call [`App`], map the result. Nothing else.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -12,10 +13,23 @@ use axum::{Extension, Json};
 use common::openapi::Health;
 use oauth::{ErrorBody, UserName};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::{App, Metadata, TokenResponse};
 use crate::error::{Error, OAuthError};
 use crate::params::Params;
+use crate::AppState;
+
+/// The service's own routes, each with its documentation.
+pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(metadata))
+        .routes(routes!(jwks))
+        .routes(routes!(authorize))
+        .routes(routes!(token))
+        .routes(routes!(readyz))
+}
 
 /// RFC 6749 §4.1.1 authorization request (PKCE S256 required). Every outcome the client may learn
 /// of is a redirect to its `redirect_uri`; only a request whose client or redirect URI cannot be
@@ -202,15 +216,10 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> 
     Ok(Json(Health::READY))
 }
 
-/// The service's OpenAPI document, generated from the annotations above.
-pub fn document() -> utoipa::openapi::OpenApi {
-    common::openapi::finish(ApiDoc::openapi())
-}
-
+/// The document's info and components, to which [`openapi_router`] adds the operations.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "authorization-server", description = "OAuth 2.0 authorization server: authorization code grant with PKCE, RFC 9068 access tokens."),
-    paths(metadata, jwks, authorize, token, readyz),
     components(schemas(ErrorBody, TokenForm, JwkSet, UserName)),
     modifiers(&ClientSecretBasic),
 )]

@@ -1,4 +1,3 @@
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Wall-clock time, injected so expiry rules can be tested without sleeping.
@@ -20,29 +19,41 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to; for tests.
-#[derive(Debug)]
-pub struct ManualClock(Mutex<SystemTime>);
+#[cfg(any(test, feature = "test-support"))]
+pub use manual::ManualClock;
 
-impl ManualClock {
-    pub fn new(start: SystemTime) -> Self {
-        Self(Mutex::new(start))
+/// Only for tests (feature `test-support`): no service binary has a clock that can be moved.
+#[cfg(any(test, feature = "test-support"))]
+mod manual {
+    use std::sync::Mutex;
+    use std::time::{Duration, SystemTime};
+
+    use super::Clock;
+
+    /// A clock that only moves when told to.
+    #[derive(Debug)]
+    pub struct ManualClock(Mutex<SystemTime>);
+
+    impl ManualClock {
+        pub fn new(start: SystemTime) -> Self {
+            Self(Mutex::new(start))
+        }
+
+        pub fn advance(&self, by: Duration) {
+            let mut now = self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            *now += by;
+        }
     }
 
-    pub fn advance(&self, by: Duration) {
-        let mut now = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        *now += by;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> SystemTime {
-        *self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    impl Clock for ManualClock {
+        fn now(&self) -> SystemTime {
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod observability;
 pub mod openapi;
 pub mod peer;
 pub mod request_id;
+pub mod router;
 pub mod secret_file;
 pub mod server;
 pub mod service;

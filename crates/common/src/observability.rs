@@ -1,17 +1,21 @@
 //! The middleware every service wraps its routes in, written once and read top to bottom
 //! (outermost first):
 //!
-//! 1. when Sentry is on: a Sentry hub of the request's own ([`SentryLayer`]), so tags set during
-//!    one request never reach another's events, with the request's method and path
-//!    ([`SentryHttpLayer`]; the rest is scrubbed, see [`crate::error_reporting`]);
+//! 1. a Sentry hub of the request's own ([`SentryLayer`]), so tags set during one request never
+//!    reach another's events, with the request's method and path ([`SentryHttpLayer`]; the rest
+//!    is scrubbed, see [`crate::error_reporting`]). Always there, so the stack is the same
+//!    whether built before or after [`crate::telemetry::init`]: the client is looked up per
+//!    request, and without one (no `SENTRY_DSN`) nothing is ever sent. The price when off: each
+//!    request's method, URL and headers are copied for an event that never comes;
 //! 2. [`track`]: the request id, the request's span, its Sentry tags, the one "request handled"
 //!    log line, the HTTP metrics, and a Sentry event for a 5xx answer nothing reported yet;
 //! 3. a panic becomes a 500 JSON answer ([`CatchPanicLayer`]) instead of a dropped connection;
 //! 4. [`read_request`]: the size limits (414, 413) and the body read whole before any handler
 //!    runs, within its deadline (408).
 //!
-//! Plus `GET /metrics`: this service's registry in the Prometheus text format. Each service (even
-//! three in one process) has its own registry, passed around in its state: nothing is global.
+//! Plus the handler of `GET /metrics` (routed by [`crate::router`]): this service's registry in the
+//! Prometheus text format. Each service (even three in one process) has its own registry, passed
+//! around in its state: nothing is global.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -21,7 +25,6 @@ use axum::body::HttpBody;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use http::header::{CONNECTION, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
@@ -29,6 +32,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use sentry::integrations::tower::{SentryHttpLayer, SentryLayer};
 use sentry::{Hub, Scope};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -70,33 +74,19 @@ impl Observability {
         &self.registry
     }
 
-    /// `router` with `GET /metrics` and the middleware stack described in the module docs.
-    ///
-    /// Call it after [`crate::telemetry::init`]: the Sentry layers are added only when error
-    /// reporting is on, because they copy every request's URL and headers for a possible event
-    /// (work that is wasted when no event can ever be sent).
+    /// `router` in the middleware stack of the module docs, outermost first.
     pub fn wrap(&self, router: Router) -> Router {
-        let registry = self.registry.clone();
-        let router = router
-            .route("/metrics", get(move || metrics(registry.clone())))
-            .layer(axum::middleware::from_fn(read_request))
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(axum::middleware::from_fn_with_state(self.clone(), track));
-        if reports_errors() {
-            router
-                .layer(SentryHttpLayer::new())
+        router.layer(
+            ServiceBuilder::new()
                 .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
-        } else {
-            router
-        }
+                // Not `SentryHttpLayer::new()`, which copies `send_default_pii` from the client
+                // bound when it runs: the option is off in ours (crate::error_reporting) anyway.
+                .layer(SentryHttpLayer::default())
+                .layer(axum::middleware::from_fn_with_state(self.clone(), track))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(axum::middleware::from_fn(read_request)),
+        )
     }
-}
-
-/// Whether the process's Sentry client is on (`SENTRY_DSN` set, see [`crate::telemetry::init`]).
-fn reports_errors() -> bool {
-    Hub::main()
-        .client()
-        .is_some_and(|client| client.is_enabled())
 }
 
 /// The largest request body any endpoint accepts (the biggest legitimate one, a token request, is
@@ -182,7 +172,7 @@ fn refuse(status: StatusCode, description: String) -> Response {
 
 /// A Sentry hub for one request: the process's client and an empty scope, so an event carries
 /// only this request's tags and breadcrumbs (not those of start-up, nor of another service of the
-/// all-in-one process).
+/// all-in-one process). The client is looked up per request, not when the stack is built.
 fn request_hub(_request: &Request) -> Arc<Hub> {
     Arc::new(Hub::new(Hub::main().client(), Arc::new(Scope::default())))
 }
@@ -315,11 +305,6 @@ fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
         .into_response()
 }
 
-/// `GET /metrics` in each service's OpenAPI document.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(metrics))]
-pub struct MetricsApi;
-
 /// This service's metrics.
 #[utoipa::path(
     get,
@@ -330,7 +315,7 @@ pub struct MetricsApi;
          content_type = "text/plain; version=0.0.4", body = String),
     )
 )]
-async fn metrics(registry: Registry) -> Response {
+pub(crate) async fn metrics(State(registry): State<Registry>) -> Response {
     let mut text = String::new();
     match TextEncoder::new().encode_utf8(&registry.gather(), &mut text) {
         Ok(()) => (
@@ -351,16 +336,18 @@ async fn metrics(registry: Registry) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::routing::get;
     use tower::ServiceExt;
 
-    fn app() -> (Observability, Router) {
+    fn app() -> Router {
         let observability = Observability::new("test").unwrap();
-        let router = observability.wrap(
+        let registry = observability.registry().clone();
+        observability.wrap(
             Router::new()
                 .route("/ok", get(|| async { "ok" }))
-                .route("/boom", get(boom)),
-        );
-        (observability, router)
+                .route("/boom", get(boom))
+                .route("/metrics", get(metrics).with_state(registry)),
+        )
     }
 
     #[allow(clippy::panic)]
@@ -389,7 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_request_id_is_echoed_or_made() {
-        let (_, router) = app();
+        let router = app();
         let response = call(&router, "/ok", Some("abc-1")).await;
         assert_eq!(response.headers()[&HEADER], "abc-1");
         let response = call(&router, "/ok", Some("bad id")).await;
@@ -399,7 +386,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_is_a_500_json_answer_and_requests_are_counted() {
-        let (_, router) = app();
+        let router = app();
         let response = call(&router, "/boom", None).await;
         assert_eq!(response.status(), 500);
         assert!(response.headers().contains_key(&HEADER));
@@ -419,6 +406,51 @@ mod tests {
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
+    }
+
+    /// Keeps the tags of the events it is given.
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<Vec<std::collections::BTreeMap<String, String>>>);
+
+    impl sentry::Transport for Recorder {
+        fn send_envelope(&self, envelope: sentry::Envelope) {
+            if let Some(event) = envelope.event() {
+                self.0.lock().unwrap().push(event.tags.clone());
+            }
+        }
+    }
+
+    /// The stack built and serving before the process has a Sentry client (a service built before
+    /// `telemetry::init`) reports to the client bound later. The requests run on one worker thread
+    /// as in a service, whose own hub was made before the client existed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_client_bound_after_the_stack_is_built_gets_the_events() {
+        let router = app();
+        let on_worker =
+            |router: Router, uri, id| tokio::spawn(async move { call(&router, uri, id).await });
+        on_worker(router.clone(), "/ok", None).await.unwrap();
+        let recorder = Arc::new(Recorder::default());
+        Hub::main().bind_client(Some(Arc::new(sentry::Client::from(
+            sentry::ClientOptions {
+                dsn: "https://public@sentry.invalid/1".parse().ok(),
+                transport: Some(Arc::new(recorder.clone())),
+                ..Default::default()
+            },
+        ))));
+        let response = on_worker(router, "/boom", Some("late-client"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 500);
+        let events = recorder.0.lock().unwrap().clone();
+        assert!(
+            events
+                .iter()
+                .any(
+                    |tags| tags.get("request_id").map(String::as_str) == Some("late-client")
+                        && tags.get("service").map(String::as_str) == Some("test")
+                ),
+            "{events:?}"
+        );
     }
 
     #[test]

@@ -1,14 +1,9 @@
-//! What the three services' OpenAPI documents share, and the routes every service serves the same
-//! way: `GET /healthz`, `GET /openapi.json` ([`operations_router`]), `GET /metrics` (served by
-//! [`crate::observability`]), the JSON 404 and 405 answers ([`not_found`],
-//! [`method_not_allowed`]) and the answers of the input limits that sit in front of every route.
+//! What the three services' OpenAPI documents share: the JSON 404 and 405 answers
+//! ([`not_found`], [`method_not_allowed`]) and the answers of the input limits that sit in front
+//! of every route ([`finish`]). The documents themselves are collected by each service's router
+//! ([`crate::router`]).
 
-use std::sync::Arc;
-
-use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use http::StatusCode;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
@@ -31,41 +26,6 @@ impl Health {
     pub const READY: Self = Self { status: "ready" };
 }
 
-/// `GET /healthz` and `GET /openapi.json` serving `document` (built once, here, rather than on
-/// every request), to be merged into a service's router.
-pub fn operations_router<S: Clone + Send + Sync + 'static>(document: OpenApi) -> Router<S> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
-        .with_state(Arc::new(document))
-}
-
-/// Liveness: the process serves.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "`ok`.", body = Health))
-)]
-async fn healthz() -> Json<Health> {
-    Json(Health::OK)
-}
-
-/// This document.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this service.", body = Object))
-)]
-async fn openapi(State(document): State<Arc<OpenApi>>) -> Response {
-    Json(document.as_ref()).into_response()
-}
-
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(healthz, openapi))]
-struct OperationsApi;
-
 /// The fallback answer for a path no route serves.
 pub async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     (
@@ -85,12 +45,10 @@ pub async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
     )
 }
 
-/// Completes a service's generated document with what every service serves the same way:
-/// `GET /healthz`, `GET /openapi.json`, `GET /metrics` and the limits' answers — 414 and 431 on every operation (the middleware and
-/// the HTTP server refuse before routing), 413 and 408 on every operation taking a body.
+/// Completes a service's collected document with the limits' answers: 414 and 431 on every
+/// operation (the middleware and the HTTP server refuse before routing), 413 and 408 on every
+/// operation taking a body.
 pub fn finish(mut api: OpenApi) -> OpenApi {
-    api.merge(<OperationsApi as utoipa::OpenApi>::openapi());
-    api.merge(<crate::observability::MetricsApi as utoipa::OpenApi>::openapi());
     let components = api.components.get_or_insert_with(Default::default);
     components
         .schemas
@@ -159,55 +117,27 @@ fn add_limit_responses(operation: &mut Operation) {
     }
 }
 
-/// Every `(method, path)` pair the document describes, upper-case method first: what the route
-/// coverage tests compare against the routers.
-pub fn operations(api: &OpenApi) -> Vec<(&'static str, String)> {
-    let mut found = Vec::new();
-    for (path, item) in &api.paths.paths {
-        let methods = [
-            ("GET", item.get.is_some()),
-            ("POST", item.post.is_some()),
-            ("PUT", item.put.is_some()),
-            ("DELETE", item.delete.is_some()),
-            ("PATCH", item.patch.is_some()),
-        ];
-        for (method, present) in methods {
-            if present {
-                found.push((method, path.clone()));
-            }
-        }
-    }
-    found
-}
-
-/// The first argument of every `.route(` call in a router's source (a path literal without its
-/// quotes, or the expression as written), for the route coverage tests: axum cannot list a
-/// router's routes, so the tests read them where they are declared.
+/// The operations every service serves the same way ([`crate::router`]).
 #[cfg(any(test, feature = "test-support"))]
-pub fn routes_in_source(source: &str) -> Vec<String> {
-    source
-        .split(".route(")
-        .skip(1)
-        .filter_map(|call| call.split(',').next())
-        .map(|first| first.trim().trim_matches('"').to_owned())
-        .collect()
-}
+pub const COMMON_OPERATIONS: [(&str, &str); 3] = [
+    ("GET", "/healthz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];
 
-/// The route coverage check each service's API tests run against a served instance at `base`:
-/// `/openapi.json` is OpenAPI 3.1 and describes exactly the `declared` routes (the expressions of
-/// [`routes_in_source`], with non-literal ones already resolved) plus the routes of
-/// [`operations_router`] and `/metrics`, and every
-/// documented operation is routed (not the fallback's 404 nor a 405) and answers a status the
-/// document lists for it. A route added without an annotated handler, or a documented path nobody
-/// serves, fails here.
+/// The check each service's API tests run against a served instance at `base`: `/openapi.json`
+/// is OpenAPI 3.1, every schema it references is in it, it describes exactly the service's own
+/// `operations` (upper-case method, path) and [`COMMON_OPERATIONS`], and every operation it
+/// describes is routed (neither the fallback's 404 nor a 405) and answers a status it documents.
 #[cfg(any(test, feature = "test-support"))]
-pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<(), String> {
+pub async fn check_served_document(base: &str, operations: &[(&str, &str)]) -> Result<(), String> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|err| err.to_string())?;
-    let get = |url: String| http.get(url).send();
-    let document: serde_json::Value = get(format!("{base}/openapi.json"))
+    let document: serde_json::Value = http
+        .get(format!("{base}/openapi.json"))
+        .send()
         .await
         .map_err(|err| err.to_string())?
         .json()
@@ -217,7 +147,7 @@ pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<
     if !version.starts_with("3.1") {
         return Err(format!("OpenAPI version {version:?}, not 3.1"));
     }
-    // Every schema reference resolves (utoipa does not check that a referenced type was listed).
+    // utoipa does not check that a referenced type was collected.
     let schemas = &document["components"]["schemas"];
     let text = document.to_string();
     for reference in text.split("\"#/components/schemas/").skip(1) {
@@ -226,19 +156,17 @@ pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<
             return Err(format!("unresolvable reference to the schema {name:?}"));
         }
     }
-    let paths = document["paths"].as_object().ok_or("no paths")?;
-    let common_routes = ["/healthz", "/openapi.json", "/metrics"].map(String::from);
-    let mut expected: Vec<String> = declared.into_iter().chain(common_routes).collect();
+    let mut expected: Vec<(String, String)> = operations
+        .iter()
+        .chain(&COMMON_OPERATIONS)
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
     expected.sort();
-    let mut documented: Vec<String> = paths.keys().cloned().collect();
-    documented.sort();
-    if documented != expected {
-        return Err(format!(
-            "documented paths {documented:?} differ from the routed ones {expected:?}"
-        ));
-    }
+    let paths = document["paths"].as_object().ok_or("no paths")?;
+    let mut documented = Vec::new();
     for (path, item) in paths {
         for (method, operation) in item.as_object().ok_or("a path item is not an object")? {
+            documented.push((method.to_uppercase(), path.clone()));
             let method = http::Method::from_bytes(method.to_uppercase().as_bytes())
                 .map_err(|err| err.to_string())?;
             let response = http
@@ -260,16 +188,11 @@ pub async fn check_served_document(base: &str, declared: Vec<String>) -> Result<
             }
         }
     }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn routes_are_read_from_the_source() {
-        let source = "Router::new()\n    .route(\n        \"/a\",\n        get(a),\n    )\n    .route(Scope::X.path(), get(x))";
-        assert_eq!(routes_in_source(source), ["/a", "Scope::X.path()"]);
+    documented.sort();
+    if documented != expected {
+        return Err(format!(
+            "documented operations {documented:?} differ from the service's {expected:?}"
+        ));
     }
+    Ok(())
 }

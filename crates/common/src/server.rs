@@ -545,9 +545,8 @@ mod tests {
     /// and the API only on the API listener.
     #[tokio::test]
     async fn a_metrics_listener_takes_metrics_off_the_api_port() {
-        let router = Observability::new("roles-test")
-            .unwrap()
-            .wrap(Router::new().route("/healthz", get(|| async { "ok" })));
+        let observability = Observability::new("roles-test").unwrap();
+        let router = crate::router::service_router(Default::default(), &observability);
         let bind = || async { TcpListener::bind("127.0.0.1:0").await.unwrap() };
         let (api, metrics) = (bind().await, bind().await);
         let (api_addr, metrics_addr) = (api.local_addr().unwrap(), metrics.local_addr().unwrap());

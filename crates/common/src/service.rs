@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::Router;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
@@ -32,11 +33,21 @@ pub trait Service {
         None
     }
 
+    /// The router [`Service::serve`] serves: the service's state built from `config` on the
+    /// system clock, and its routes.
+    fn build_router(config: Self::Config) -> Result<Router, BoxError>;
+
+    /// Serves [`Service::build_router`] on `listeners` until `shutdown` completes.
     fn serve(
         listeners: Listeners,
         config: Self::Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send;
+    ) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async move {
+            crate::server::serve(listeners, Self::build_router(config)?, shutdown).await?;
+            Ok(())
+        }
+    }
 }
 
 /// The whole `main` of a service binary.

@@ -3,16 +3,14 @@
 //!
 //! Modules: [`config`] (settings), [`request`] (what a request must carry), [`jwks`] (the key
 //! cache), [`validation`] (token checks, pure), [`error`] (failures and their HTTP answers),
-//! [`routes`] (handlers).
+//! [`routes`] (the routes and their handlers).
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
-use common::server::Listeners;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
 
@@ -26,7 +24,6 @@ pub mod validation;
 
 pub use config::Config;
 pub use error::Error;
-pub use routes::router;
 
 pub const SERVICE_NAME: &str = "resource-server";
 
@@ -42,12 +39,12 @@ pub struct AppState {
 
 impl AppState {
     /// Builds the state; the JWKS is not fetched here but when a token first needs a key.
-    pub fn new(config: &Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
+    pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
         let client = common::http_client::build(config.upstream_timeout, &config.ca_certificates)?;
         let observability = Observability::new(SERVICE_NAME)?;
         let metrics = metrics::Metrics::register(observability.registry())?;
         Ok(Self {
-            validator: Arc::new(validation::TokenValidator::new(config)),
+            validator: Arc::new(validation::TokenValidator::new(&config)),
             keys: Arc::new(jwks::KeyCache::new(
                 config.jwks_url(),
                 client,
@@ -63,30 +60,11 @@ impl AppState {
     }
 }
 
-/// The router with an injected clock (tests use `common::clock::ManualClock`).
-pub fn router_with_clock(config: &Config, clock: Arc<dyn Clock>) -> Result<Router, BoxError> {
-    Ok(router(AppState::new(config, clock)?))
-}
-
-/// Serves on `listeners` until `shutdown` completes, with the system clock.
-pub async fn serve(
-    listeners: impl Into<Listeners>,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BoxError> {
-    serve_with_clock(listeners, config, Arc::new(SystemClock), shutdown).await
-}
-
-/// [`serve`] with an injected clock.
-pub async fn serve_with_clock(
-    listeners: impl Into<Listeners>,
-    config: Config,
-    clock: Arc<dyn Clock>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BoxError> {
-    let router = router_with_clock(&config, clock)?;
-    common::server::serve(listeners, router, shutdown).await?;
-    Ok(())
+/// The service's routes with those every service has, in the middleware stack
+/// ([`common::router`]).
+pub fn router(state: AppState) -> Router {
+    let observability = state.observability.clone();
+    common::router::service_router(routes::openapi_router().with_state(state), &observability)
 }
 
 pub struct ResourceServer;
@@ -104,11 +82,7 @@ impl Service for ResourceServer {
         config.listen_addr
     }
 
-    fn serve(
-        listeners: Listeners,
-        config: Config,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send {
-        serve(listeners, config, shutdown)
+    fn build_router(config: Config) -> Result<Router, BoxError> {
+        Ok(router(AppState::build(config, Arc::new(SystemClock))?))
     }
 }

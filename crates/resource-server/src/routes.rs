@@ -1,5 +1,5 @@
-//! The HTTP surface: thin handlers over [`crate::request`], [`crate::jwks`] and
-//! [`crate::validation`].
+//! The HTTP surface: the routes, each declared with its OpenAPI documentation, and their thin
+//! handlers over [`crate::request`], [`crate::jwks`] and [`crate::validation`].
 
 use std::time::SystemTime;
 
@@ -7,29 +7,24 @@ use axum::extract::{RawQuery, State};
 use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use common::request_id::{record_client, record_user, RequestId};
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{ErrorBody, Scope, UserName};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::Error;
 use crate::{request, AppState};
 
-/// The routes, `/metrics` and the middleware stack of [`common::observability`].
-pub fn router(state: AppState) -> Router {
-    let observability = state.observability.clone();
-    let routes = Router::new()
-        .route(Scope::CurrentTime.path(), get(current_time))
-        .route(Scope::EpochTime.path(), get(epoch_time))
-        .merge(common::openapi::operations_router(document()))
-        .fallback(common::openapi::not_found)
-        .method_not_allowed_fallback(common::openapi::method_not_allowed)
-        .with_state(state);
-    observability.wrap(routes)
+/// The service's own routes, each with its documentation.
+pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(current_time))
+        .routes(routes!(epoch_time))
 }
 
 /// The current time as RFC 3339, for a token with scope `current_time`.
@@ -106,15 +101,10 @@ async fn epoch_time(
     Ok(no_store(Json(EpochTime { epoch_time, user })))
 }
 
-/// The service's OpenAPI document, generated from the annotations above.
-pub fn document() -> utoipa::openapi::OpenApi {
-    common::openapi::finish(ApiDoc::openapi())
-}
-
+/// The document's info and components, to which [`openapi_router`] adds the operations.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "resource-server", description = "The protected time endpoints (RFC 6750 bearer tokens, RFC 9068 JWTs)."),
-    paths(current_time, epoch_time),
     components(schemas(ErrorBody, UserName)),
     modifiers(&BearerToken),
 )]
@@ -202,6 +192,15 @@ fn no_store(body: impl IntoResponse) -> Response {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    /// The routes' paths come from the annotations; tokens name their endpoint by [`Scope::path`].
+    #[test]
+    fn each_scope_is_served_at_its_path() {
+        let document = openapi_router().into_openapi();
+        for scope in Scope::ALL {
+            assert!(document.paths.paths.contains_key(scope.path()), "{scope:?}");
+        }
+    }
 
     #[test]
     fn current_time_is_rfc3339_utc_in_whole_seconds() {

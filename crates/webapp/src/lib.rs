@@ -14,15 +14,15 @@ pub mod redirect;
 mod routes;
 mod upstream;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use axum::Router;
 use common::config::{ConfigError, Env};
 use common::observability::Observability;
-use common::server::Listeners;
 use common::service::{BoxError, Service};
+use common::{Clock, SystemClock};
 
 pub use config::Config;
 pub use error::{Error, SetupError, Step};
@@ -31,24 +31,38 @@ pub use redirect::{check_location, check_redirect_query, RedirectError};
 
 pub const SERVICE_NAME: &str = "webapp";
 
-/// The webapp's routes, `/metrics` and the middleware stack of [`common::observability`]; builds
-/// the shared HTTP client and the service's metrics registry.
-pub fn router(config: Config) -> Result<Router, SetupError> {
-    let observability = Observability::new(SERVICE_NAME)?;
-    let metrics = metrics::Metrics::register(observability.registry())?;
-    let flow = Arc::new(Flow::new(config, metrics, Arc::new(common::SystemClock))?);
-    Ok(observability.wrap(routes::router(flow)))
+/// What the handlers share: the flow, built once, and the service's metrics.
+#[derive(Clone)]
+pub struct AppState {
+    flow: Arc<Flow>,
+    observability: Observability,
 }
 
-/// Serves the webapp on `listeners` until `shutdown` completes.
-pub async fn serve(
-    listeners: impl Into<Listeners>,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), BoxError> {
-    let router = router(config)?;
-    common::server::serve(listeners, router, shutdown).await?;
-    Ok(())
+impl FromRef<AppState> for Arc<Flow> {
+    fn from_ref(state: &AppState) -> Self {
+        state.flow.clone()
+    }
+}
+
+impl AppState {
+    /// Builds the shared HTTP client, the login cookies' key and the service's metrics registry;
+    /// `clock` dates and expires a browser's login.
+    pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
+        let observability = Observability::new(SERVICE_NAME)?;
+        let metrics = metrics::Metrics::register(observability.registry())?;
+        let flow = Arc::new(Flow::new(config, metrics, clock)?);
+        Ok(Self {
+            flow,
+            observability,
+        })
+    }
+}
+
+/// The service's routes with those every service has, in the middleware stack
+/// ([`common::router`]).
+pub fn router(state: AppState) -> Router {
+    let observability = state.observability.clone();
+    common::router::service_router(routes::openapi_router().with_state(state), &observability)
 }
 
 /// The webapp as the binaries and the all-in-one launcher see it.
@@ -71,11 +85,7 @@ impl Service for Webapp {
         config.plain_listen_addr
     }
 
-    fn serve(
-        listeners: Listeners,
-        config: Config,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> impl Future<Output = Result<(), BoxError>> + Send {
-        serve(listeners, config, shutdown)
+    fn build_router(config: Config) -> Result<Router, BoxError> {
+        Ok(router(AppState::build(config, Arc::new(SystemClock))?))
     }
 }

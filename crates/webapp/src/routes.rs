@@ -1,32 +1,32 @@
-//! Thin HTTP handlers: parse the request, run the flow, answer.
+//! The routes, each declared with its OpenAPI documentation, and their thin handlers: parse the
+//! request, run the flow, answer.
 
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 use common::request_id::{self, RequestId};
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{ErrorBody, Scope, UserName};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::browser;
 use crate::error::Error;
 use crate::flow::Flow;
+use crate::AppState;
 
-pub(crate) fn router(flow: Arc<Flow>) -> Router {
-    Router::new()
-        .route("/current_time", get(current_time))
-        .route("/epoch_time", get(epoch_time))
-        .route("/login/current_time", get(browser::login_current_time))
-        .route("/login/epoch_time", get(browser::login_epoch_time))
-        .route("/callback", get(browser::callback))
-        .merge(common::openapi::operations_router(document()))
-        .fallback(common::openapi::not_found)
-        .method_not_allowed_fallback(common::openapi::method_not_allowed)
-        .with_state(flow)
+/// The service's own routes, each with its documentation.
+pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(current_time))
+        .routes(routes!(epoch_time))
+        .routes(routes!(browser::login_current_time))
+        .routes(routes!(browser::login_epoch_time))
+        .routes(routes!(browser::callback))
 }
 
 /// Runs the whole flow for scope `current_time` as `user`: authorization request, token request,
@@ -105,24 +105,13 @@ pub(crate) fn user_from_query(query: Option<&str>, default: &UserName) -> Result
     UserName::parse(&raw).map_err(|err| Error::InvalidRequest(format!("invalid user: {err}")))
 }
 
-/// The service's OpenAPI document, generated from the annotations above.
-pub fn document() -> utoipa::openapi::OpenApi {
-    common::openapi::finish(ApiDoc::openapi())
-}
-
+/// The document's info and components, to which [`openapi_router`] adds the operations.
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "webapp",
         description = "The OAuth client: each time request runs a whole authorization code flow, \
                        by itself for a user's call, through the user's browser for a login."
-    ),
-    paths(
-        current_time,
-        epoch_time,
-        browser::login_current_time,
-        browser::login_epoch_time,
-        browser::callback
     ),
     components(schemas(ErrorBody, UserName))
 )]

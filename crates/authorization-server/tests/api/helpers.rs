@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use authorization_server::{app, router, Config};
+use authorization_server::{router, AppState, Config};
 use common::clock::ManualClock;
 use common::config::Env;
 use serde::Serialize;
@@ -35,12 +35,14 @@ pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
     let env = Env::from_pairs(pairs);
     let config = Config::from_env(&env).unwrap();
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let app = Arc::new(app(config, clock.clone()).unwrap());
+    let router = router(AppState::build(config, clock.clone()).unwrap());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        common::server::serve(listener, router(app), std::future::pending()).await
-    });
+    tokio::spawn(common::server::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

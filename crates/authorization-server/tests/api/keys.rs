@@ -200,7 +200,7 @@ async fn a_key_directory_that_does_not_load_stops_start_up() {
     let env = common::config::Env::from_pairs([("SIGNING_KEYS_DIR", dir.path())]);
     let config = authorization_server::Config::from_env(&env).unwrap();
     let clock = std::sync::Arc::new(common::SystemClock);
-    let err = authorization_server::app(config, clock)
+    let err = authorization_server::AppState::build(config, clock)
         .err()
         .unwrap()
         .to_string();
@@ -223,7 +223,7 @@ fn a_key_others_can_read_stops_start_up() {
     ] {
         let env = common::config::Env::from_pairs([(var, value)]);
         let config = authorization_server::Config::from_env(&env).unwrap();
-        let err = authorization_server::app(config, clock.clone())
+        let err = authorization_server::AppState::build(config, clock.clone())
             .err()
             .unwrap()
             .to_string();

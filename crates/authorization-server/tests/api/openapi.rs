@@ -1,12 +1,18 @@
 use crate::helpers::spawn;
 
-/// `/openapi.json` describes exactly the routes `router` declares (see
+/// `/openapi.json` describes exactly the service's operations and each is routed (see
 /// [`common::openapi::check_served_document`]).
 #[tokio::test]
-async fn openapi_document_covers_every_route() {
+async fn the_served_document_describes_every_operation() {
     let server = spawn(&[]).await;
-    let declared = common::openapi::routes_in_source(include_str!("../../src/lib.rs"));
-    common::openapi::check_served_document(&server.base, declared)
+    let operations = [
+        ("GET", "/.well-known/oauth-authorization-server"),
+        ("GET", "/.well-known/jwks.json"),
+        ("GET", "/authorize"),
+        ("POST", "/token"),
+        ("GET", "/readyz"),
+    ];
+    common::openapi::check_served_document(&server.base, &operations)
         .await
         .unwrap();
 }

@@ -1,6 +1,8 @@
 use std::time::Duration;
 
+use common::service::Service;
 use oauth::Scope;
+use resource_server::ResourceServer;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -45,8 +47,8 @@ async fn works_with_the_system_clock_too() {
     let jwks = FakeJwks::start(vec![key.jwk()]).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(resource_server::serve(
-        listener,
+    tokio::spawn(ResourceServer::serve(
+        listener.into(),
         config(&jwks.url),
         std::future::pending(),
     ));

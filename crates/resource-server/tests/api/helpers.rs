@@ -14,7 +14,7 @@ use common::config::Env;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oauth::{AccessTokenClaims, ErrorBody, Scope};
-use resource_server::Config;
+use resource_server::{AppState, Config};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -301,11 +301,10 @@ impl TestApp {
 pub async fn start_resource_server(config: Config, clock: Arc<ManualClock>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let clock: Arc<dyn common::Clock> = clock;
-    tokio::spawn(resource_server::serve_with_clock(
+    let router = resource_server::router(AppState::build(config, clock).unwrap());
+    tokio::spawn(common::server::serve(
         listener,
-        config,
-        clock,
+        router,
         std::future::pending(),
     ));
     format!("http://{addr}")

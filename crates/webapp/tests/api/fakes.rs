@@ -11,9 +11,11 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::config::Env;
+use common::service::Service;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
+use webapp::Webapp;
 
 pub const REDIRECT_URI: &str = "http://localhost:8080/callback";
 pub const ISSUER: &str = "http://localhost:8081";
@@ -181,7 +183,11 @@ pub async fn start_webapp(
     let config = webapp::Config::from_env(&Env::from_pairs(pairs)).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(webapp::serve(listener, config, std::future::pending()));
+    tokio::spawn(Webapp::serve(
+        listener.into(),
+        config,
+        std::future::pending(),
+    ));
     format!("http://{addr}")
 }
 
