@@ -3,10 +3,11 @@
 //!
 //! 1. a Sentry hub of the request's own ([`SentryLayer`]), so tags set during one request never
 //!    reach another's events, with the request's method and path ([`SentryHttpLayer`]; the rest
-//!    is scrubbed, see [`crate::error_reporting`]). Always there, so the stack is the same
-//!    whether built before or after [`crate::telemetry::init`]: the client is looked up per
-//!    request, and without one (no `SENTRY_DSN`) nothing is ever sent. The price when off: each
-//!    request's method, URL and headers are copied for an event that never comes;
+//!    is scrubbed, see [`crate::error_reporting`]). Chosen per request: a request of a
+//!    process with a Sentry client goes through these two layers, one of a process without skips
+//!    them. So the stack does not depend on being built after [`crate::telemetry::init`], and a
+//!    process that does not report does not copy every request's URL and headers for an event
+//!    that never comes (≈ 86,000 instructions, 6 % of a full call, measured with callgrind);
 //! 2. [`track`]: the request id, the request's span, its Sentry tags, the one "request handled"
 //!    log line, the HTTP metrics, and a Sentry event for a 5xx answer nothing reported yet;
 //! 3. a panic becomes a 500 JSON answer ([`CatchPanicLayer`]) instead of a dropped connection;
@@ -32,7 +33,11 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 use sentry::integrations::tower::{SentryHttpLayer, SentryLayer};
 use sentry::{Hub, Scope};
-use tower::ServiceBuilder;
+use std::convert::Infallible;
+use std::task::{Context, Poll};
+
+use tower::layer::layer_fn;
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
@@ -78,15 +83,68 @@ impl Observability {
     pub fn wrap(&self, router: Router) -> Router {
         router.layer(
             ServiceBuilder::new()
-                .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
-                // Not `SentryHttpLayer::new()`, which copies `send_default_pii` from the client
-                // bound when it runs: the option is off in ours (crate::error_reporting) anyway.
-                .layer(SentryHttpLayer::default())
+                .layer(layer_fn(sentry_when_reporting))
                 .layer(axum::middleware::from_fn_with_state(self.clone(), track))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(axum::middleware::from_fn(read_request)),
         )
     }
+}
+
+/// The Sentry layers around `inner`, on the requests of a process that has a Sentry client when
+/// they arrive; the others go to `inner` alone. By hand: tower's `Steer` does this per request,
+/// but holds a `PhantomData<Request>` that makes it `!Sync`, which axum's layers refuse.
+#[derive(Clone)]
+struct SentryWhenReporting<S> {
+    reported: SentryService<SentryHttpService<S>>,
+    inner: S,
+}
+
+type SentryService<S> =
+    sentry::integrations::tower::SentryService<S, fn(&Request) -> Arc<Hub>, Arc<Hub>, Request>;
+type SentryHttpService<S> = sentry::integrations::tower::SentryHttpService<S>;
+
+fn sentry_when_reporting<S: Clone>(inner: S) -> SentryWhenReporting<S> {
+    let reported = ServiceBuilder::new()
+        .layer(SentryLayer::new(request_hub as fn(&Request) -> Arc<Hub>))
+        // Not `SentryHttpLayer::new()`, which copies `send_default_pii` from the client bound
+        // when it runs: the option is off in ours (crate::error_reporting) anyway.
+        .layer(SentryHttpLayer::default())
+        .service(inner.clone());
+    SentryWhenReporting { reported, inner }
+}
+
+impl<S> Service<Request> for SentryWhenReporting<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::Either<
+        tower::util::Oneshot<SentryService<SentryHttpService<S>>, Request>,
+        tower::util::Oneshot<S, Request>,
+    >;
+
+    /// Ready at once: `call` drives a clone of the chosen service from readiness to its answer.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if reports_errors() {
+            futures_util::future::Either::Left(self.reported.clone().oneshot(request))
+        } else {
+            futures_util::future::Either::Right(self.inner.clone().oneshot(request))
+        }
+    }
+}
+
+/// Whether the process has an enabled Sentry client (`SENTRY_DSN`, [`crate::telemetry::init`]).
+fn reports_errors() -> bool {
+    Hub::main()
+        .client()
+        .is_some_and(|client| client.is_enabled())
 }
 
 /// The largest request body any endpoint accepts (the biggest legitimate one, a token request, is
