@@ -210,17 +210,13 @@ fn client_scopes(env: &Env) -> Result<Vec<Scope>, ConfigError> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&'static str, &str)]) -> Env {
-        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
-    }
-
     #[test]
     fn defaults_are_the_embedded_setup() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&Env::from_vars(&[])).unwrap();
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8081");
         assert_eq!(
             config.deployment,
-            common::deployment::from_env(&env(&[])).unwrap()
+            common::deployment::from_env(&Env::from_vars(&[])).unwrap()
         );
         assert_eq!(config.client.id.as_str(), "1234");
         assert_eq!(
@@ -250,23 +246,25 @@ mod tests {
             ("REDIS_URL", "http://localhost:6379"),
             ("REDIS_CA_FILE", "/etc/redis-ca.pem"),
         ] {
-            let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
+            let err = Config::from_env(&Env::from_vars(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);
         }
     }
 
     #[test]
     fn the_jwks_max_age_is_at_most_five_minutes() {
-        let config = Config::from_env(&env(&[("JWKS_MAX_AGE_SECONDS", "300")])).unwrap();
+        let config = Config::from_env(&Env::from_vars(&[("JWKS_MAX_AGE_SECONDS", "300")])).unwrap();
         assert_eq!(config.jwks_cache_control(), "public, max-age=300");
-        let err = Config::from_env(&env(&[("JWKS_MAX_AGE_SECONDS", "301")])).unwrap_err();
+        let err =
+            Config::from_env(&Env::from_vars(&[("JWKS_MAX_AGE_SECONDS", "301")])).unwrap_err();
         assert_eq!(err.var, "JWKS_MAX_AGE_SECONDS");
         assert!(err.reason.contains("at most 300"), "{err}");
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let config = Config::from_env(&env(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
+        let config =
+            Config::from_env(&Env::from_vars(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
         assert!(!format!("{config:?}").contains("s3cr3t-value"));
         assert!(config.client.authenticate("1234", "s3cr3t-value"));
     }
@@ -276,7 +274,7 @@ mod tests {
         let path = std::env::temp_dir().join(format!("redis-pw-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, "p4ss/word\n").unwrap();
         let file = path.display().to_string();
-        let config = Config::from_env(&env(&[
+        let config = Config::from_env(&Env::from_vars(&[
             ("REDIS_URL", "rediss://oauth@redis:6379"),
             ("REDIS_PASSWORD_FILE", &file),
         ]))
@@ -291,20 +289,21 @@ mod tests {
         assert_eq!(parsed.username(), "oauth");
         assert_eq!(parsed.password(), Some("p4ss%2Fword"));
         assert!(!format!("{config:?}").contains("p4ss"));
-        let both = Config::from_env(&env(&[
+        let both = Config::from_env(&Env::from_vars(&[
             ("REDIS_URL", "redis://oauth:inline@redis:6379"),
             ("REDIS_PASSWORD_FILE", &file),
         ]))
         .unwrap_err();
         assert_eq!(both.var, "REDIS_PASSWORD_FILE");
-        let alone = Config::from_env(&env(&[("REDIS_PASSWORD_FILE", &file)])).unwrap_err();
+        let alone =
+            Config::from_env(&Env::from_vars(&[("REDIS_PASSWORD_FILE", &file)])).unwrap_err();
         assert_eq!(alone.var, "REDIS_PASSWORD_FILE");
         std::fs::remove_file(path).unwrap();
     }
 
     #[test]
     fn client_scopes_may_be_narrowed() {
-        let config = Config::from_env(&env(&[("CLIENT_SCOPES", "epoch_time")])).unwrap();
+        let config = Config::from_env(&Env::from_vars(&[("CLIENT_SCOPES", "epoch_time")])).unwrap();
         assert_eq!(config.client.scopes, [Scope::EpochTime]);
     }
 }

@@ -47,6 +47,11 @@ impl Env {
         }
     }
 
+    /// Only the given variables, as written in a test: `Env::from_vars(&[("ISSUER", "…")])`.
+    pub fn from_vars(pairs: &[(&str, &str)]) -> Self {
+        Self::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
+    }
+
     /// The raw value of `var`; an empty value counts as unset.
     pub fn get(&self, var: &str) -> Option<String> {
         let value = match &self.overrides {
@@ -204,28 +209,26 @@ pub fn origin_string(url: &Url) -> String {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&'static str, &str)]) -> Env {
-        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
-    }
-
     #[test]
     fn defaults_apply_when_unset_or_empty() {
-        let env = env(&[("EMPTY", "")]);
+        let env = Env::from_vars(&[("EMPTY", "")]);
         assert_eq!(env.parse_or("UNSET", 7u64), Ok(7));
         assert_eq!(env.parse_or("EMPTY", 7u64), Ok(7));
     }
 
     #[test]
     fn a_bad_value_names_the_variable() {
-        let err = env(&[("TTL", "five")]).seconds("TTL", 5).unwrap_err();
+        let err = Env::from_vars(&[("TTL", "five")])
+            .seconds("TTL", 5)
+            .unwrap_err();
         assert_eq!(err.var, "TTL");
         assert!(err.to_string().contains("TTL"));
-        assert!(env(&[("TTL", "0")]).seconds("TTL", 5).is_err());
+        assert!(Env::from_vars(&[("TTL", "0")]).seconds("TTL", 5).is_err());
     }
 
     #[test]
     fn base_urls_must_be_bare_http_origins() {
-        let ok = env(&[("U", "http://localhost:8081")])
+        let ok = Env::from_vars(&[("U", "http://localhost:8081")])
             .base_url("U", "http://x")
             .unwrap();
         assert_eq!(origin_string(&ok), "http://localhost:8081");
@@ -237,7 +240,9 @@ mod tests {
             "http://localhost:8081/#f",
         ] {
             assert!(
-                env(&[("U", bad)]).base_url("U", "http://x").is_err(),
+                Env::from_vars(&[("U", bad)])
+                    .base_url("U", "http://x")
+                    .is_err(),
                 "{bad}"
             );
         }
@@ -245,23 +250,28 @@ mod tests {
 
     #[test]
     fn a_secret_comes_from_its_variable_or_its_file() {
-        assert_eq!(env(&[]).secret("S", "S_FILE", "d").unwrap(), "d");
-        assert_eq!(env(&[("S", "v")]).secret("S", "S_FILE", "d").unwrap(), "v");
+        assert_eq!(Env::from_vars(&[]).secret("S", "S_FILE", "d").unwrap(), "d");
+        assert_eq!(
+            Env::from_vars(&[("S", "v")])
+                .secret("S", "S_FILE", "d")
+                .unwrap(),
+            "v"
+        );
         let path = std::env::temp_dir().join(format!("s-{}", uuid::Uuid::new_v4()));
         std::fs::write(&path, "from-file\n").unwrap();
         let file = path.display().to_string();
         assert_eq!(
-            env(&[("S_FILE", &file)])
+            Env::from_vars(&[("S_FILE", &file)])
                 .secret("S", "S_FILE", "d")
                 .unwrap(),
             "from-file"
         );
-        let both = env(&[("S", "v"), ("S_FILE", &file)])
+        let both = Env::from_vars(&[("S", "v"), ("S_FILE", &file)])
             .secret("S", "S_FILE", "d")
             .unwrap_err();
         assert_eq!(both.var, "S_FILE");
         std::fs::remove_file(&path).unwrap();
-        let missing = env(&[("S_FILE", &file)])
+        let missing = Env::from_vars(&[("S_FILE", &file)])
             .secret("S", "S_FILE", "d")
             .unwrap_err();
         assert_eq!(missing.var, "S_FILE");
@@ -279,7 +289,9 @@ mod tests {
             "http://[::1]:8081",
         ] {
             assert!(
-                env(&[("U", fine)]).secure_base_url("U", "http://x").is_ok(),
+                Env::from_vars(&[("U", fine)])
+                    .secure_base_url("U", "http://x")
+                    .is_ok(),
                 "{fine}"
             );
         }
@@ -291,18 +303,18 @@ mod tests {
             "http://128.0.0.1",
             "http://[::2]",
         ] {
-            let err = env(&[("U", refused)])
+            let err = Env::from_vars(&[("U", refused)])
                 .secure_base_url("U", "http://x")
                 .unwrap_err();
             assert_eq!(err.var, "U", "{refused}");
             assert!(err.reason.contains("ALLOW_INSECURE_HTTP=true"), "{err}");
-            let allowed = env(&[("U", refused), ("ALLOW_INSECURE_HTTP", "true")]);
+            let allowed = Env::from_vars(&[("U", refused), ("ALLOW_INSECURE_HTTP", "true")]);
             assert!(
                 allowed.secure_base_url("U", "http://x").is_ok(),
                 "{refused}"
             );
         }
-        let err = env(&[("ALLOW_INSECURE_HTTP", "yes")])
+        let err = Env::from_vars(&[("ALLOW_INSECURE_HTTP", "yes")])
             .secure_base_url("U", "http://as.example")
             .unwrap_err();
         assert_eq!(err.var, "ALLOW_INSECURE_HTTP");
@@ -310,14 +322,21 @@ mod tests {
 
     #[test]
     fn millis_must_be_positive() {
-        assert_eq!(env(&[]).millis("T", 300), Ok(Duration::from_millis(300)));
-        assert!(env(&[("T", "0")]).millis("T", 300).is_err());
-        assert!(env(&[("T", "-1")]).millis("T", 300).is_err());
+        assert_eq!(
+            Env::from_vars(&[]).millis("T", 300),
+            Ok(Duration::from_millis(300))
+        );
+        assert!(Env::from_vars(&[("T", "0")]).millis("T", 300).is_err());
+        assert!(Env::from_vars(&[("T", "-1")]).millis("T", 300).is_err());
     }
 
     #[test]
     fn socket_addresses_are_checked() {
-        assert!(env(&[("A", "0.0.0.0:8080")]).socket_addr("A", "x").is_ok());
-        assert!(env(&[("A", "localhost")]).socket_addr("A", "x").is_err());
+        assert!(Env::from_vars(&[("A", "0.0.0.0:8080")])
+            .socket_addr("A", "x")
+            .is_ok());
+        assert!(Env::from_vars(&[("A", "localhost")])
+            .socket_addr("A", "x")
+            .is_err());
     }
 }

@@ -74,13 +74,9 @@ fn signing_algorithm(env: &Env) -> Result<Algorithm, ConfigError> {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&'static str, &str)]) -> Env {
-        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
-    }
-
     #[test]
     fn defaults_are_the_embedded_setup() {
-        let deployment = from_env(&env(&[])).unwrap();
+        let deployment = from_env(&Env::from_vars(&[])).unwrap();
         assert_eq!(deployment.issuer, "http://localhost:8081");
         assert_eq!(deployment.client_id.as_str(), "1234");
         assert_eq!(
@@ -92,12 +88,16 @@ mod tests {
             "http://localhost:8082/epoch_time"
         );
         assert_eq!(deployment.signing_algorithm, Algorithm::EdDSA);
-        assert_eq!(client_secret(&env(&[])).unwrap().expose(), "qwerty");
+        assert_eq!(
+            client_secret(&Env::from_vars(&[])).unwrap().expose(),
+            "qwerty"
+        );
     }
 
     #[test]
     fn the_issuer_loses_its_trailing_slash() {
-        let deployment = from_env(&env(&[(ISSUER, "https://as.example:9000/")])).unwrap();
+        let deployment =
+            from_env(&Env::from_vars(&[(ISSUER, "https://as.example:9000/")])).unwrap();
         assert_eq!(deployment.issuer, "https://as.example:9000");
     }
 
@@ -108,11 +108,11 @@ mod tests {
             ("ES256", Algorithm::ES256),
             ("RS256", Algorithm::RS256),
         ] {
-            let deployment = from_env(&env(&[(SIGNING_ALGORITHM, raw)])).unwrap();
+            let deployment = from_env(&Env::from_vars(&[(SIGNING_ALGORITHM, raw)])).unwrap();
             assert_eq!(deployment.signing_algorithm, expected);
         }
         for bad in ["HS256", "none", "eddsa", "PS256", "ES384"] {
-            let err = from_env(&env(&[(SIGNING_ALGORITHM, bad)])).unwrap_err();
+            let err = from_env(&Env::from_vars(&[(SIGNING_ALGORITHM, bad)])).unwrap_err();
             assert_eq!(err.var, SIGNING_ALGORITHM, "{bad}");
         }
     }
@@ -128,7 +128,7 @@ mod tests {
             (ISSUER, "http://localhost:8081/path"),
             (RESOURCE_SERVER_PUBLIC_URL, "ftp://rs"),
         ] {
-            let err = from_env(&env(&[(var, bad)])).unwrap_err();
+            let err = from_env(&Env::from_vars(&[(var, bad)])).unwrap_err();
             assert_eq!(err.var, var, "{bad}");
         }
     }
@@ -139,13 +139,13 @@ mod tests {
             (ISSUER, "http://as.example"),
             (REDIRECT_URI, "http://app.example/callback"),
         ] {
-            let err = from_env(&env(&[(var, value)])).unwrap_err();
+            let err = from_env(&Env::from_vars(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);
             assert!(err.reason.contains("ALLOW_INSECURE_HTTP"), "{err}");
-            let allowed = env(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
+            let allowed = Env::from_vars(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
             assert!(from_env(&allowed).is_ok(), "{var}");
         }
-        let https = env(&[
+        let https = Env::from_vars(&[
             (ISSUER, "https://as.example"),
             (REDIRECT_URI, "https://app.example/callback"),
         ]);
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn the_secret_comes_from_its_variable_and_never_prints() {
-        let secret = client_secret(&env(&[(CLIENT_SECRET, "s3cr3t-value")])).unwrap();
+        let secret = client_secret(&Env::from_vars(&[(CLIENT_SECRET, "s3cr3t-value")])).unwrap();
         assert_eq!(secret.expose(), "s3cr3t-value");
         assert!(!format!("{secret:?}").contains("s3cr3t"));
     }

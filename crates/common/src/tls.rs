@@ -539,9 +539,7 @@ mod tests {
 
     #[test]
     fn the_certificate_and_the_key_come_together() {
-        let pairs = |pairs: &[(&'static str, &str)]| {
-            Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
-        };
+        let pairs = Env::from_vars;
         assert_eq!(ServerTlsConfig::from_env(&pairs(&[])), Ok(None));
         let both = ServerTlsConfig::from_env(&pairs(&[(CERT_FILE, "c"), (KEY_FILE, "k")]));
         assert!(both.unwrap().is_some());

@@ -62,17 +62,13 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&'static str, &str)]) -> Env {
-        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
-    }
-
     #[test]
     fn defaults_match_the_documentation() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&Env::from_vars(&[])).unwrap();
         assert_eq!(config.listen_addr.to_string(), "127.0.0.1:8082");
         assert_eq!(
             config.deployment,
-            common::deployment::from_env(&env(&[])).unwrap()
+            common::deployment::from_env(&Env::from_vars(&[])).unwrap()
         );
         assert_eq!(
             config.jwks_url(),
@@ -84,7 +80,7 @@ mod tests {
 
     #[test]
     fn the_jwks_is_fetched_over_tls_off_loopback() {
-        let err = Config::from_env(&env(&[(
+        let err = Config::from_env(&Env::from_vars(&[(
             "AUTHORIZATION_SERVER_URL",
             "http://authorization-server:8081",
         )]))
@@ -103,7 +99,7 @@ mod tests {
                 ("ALLOW_INSECURE_HTTP", "true"),
             ][..],
         ] {
-            assert!(Config::from_env(&env(fine)).is_ok(), "{fine:?}");
+            assert!(Config::from_env(&Env::from_vars(fine)).is_ok(), "{fine:?}");
         }
     }
 
@@ -116,7 +112,7 @@ mod tests {
             ("UPSTREAM_TIMEOUT_MS", "0"),
             ("UPSTREAM_TIMEOUT_MS", "soon"),
         ] {
-            let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
+            let err = Config::from_env(&Env::from_vars(&[(var, bad)])).unwrap_err();
             assert_eq!(err.var, var, "{bad}");
         }
     }

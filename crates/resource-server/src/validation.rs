@@ -231,7 +231,7 @@ mod tests {
     }
 
     fn fixture_with(pairs: &[(&'static str, &str)]) -> Fixture {
-        let env = Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let env = Env::from_vars(pairs);
         let config = Config::from_env(&env).unwrap();
         let signing = ed25519_dalek::SigningKey::from_bytes(&rand::random::<[u8; 32]>());
         let der = signing.to_pkcs8_der().unwrap();

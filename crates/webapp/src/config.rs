@@ -83,17 +83,13 @@ mod tests {
 
     use super::*;
 
-    fn env(pairs: &[(&'static str, &str)]) -> Env {
-        Env::from_pairs(pairs.iter().map(|(k, v)| (*k, (*v).to_owned())))
-    }
-
     #[test]
     fn defaults_match_the_documentation() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&Env::from_vars(&[])).unwrap();
         assert_eq!(config.listen_addr, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(
             config.deployment,
-            common::deployment::from_env(&env(&[])).unwrap()
+            common::deployment::from_env(&Env::from_vars(&[])).unwrap()
         );
         assert_eq!(
             origin_string(&config.authorization_server_url),
@@ -116,7 +112,7 @@ mod tests {
             ("UPSTREAM_TIMEOUT_MS", "soon"),
             ("WEBAPP_LISTEN_ADDR", "localhost"),
         ] {
-            let err = Config::from_env(&env(&[(var, bad)])).unwrap_err();
+            let err = Config::from_env(&Env::from_vars(&[(var, bad)])).unwrap_err();
             assert_eq!(err.var, var, "{bad}");
         }
     }
@@ -130,16 +126,17 @@ mod tests {
             ),
             ("RESOURCE_SERVER_URL", "http://resource-server:8082"),
         ] {
-            let err = Config::from_env(&env(&[(var, value)])).unwrap_err();
+            let err = Config::from_env(&Env::from_vars(&[(var, value)])).unwrap_err();
             assert_eq!(err.var, var);
-            let allowed = env(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
+            let allowed = Env::from_vars(&[(var, value), ("ALLOW_INSECURE_HTTP", "true")]);
             assert!(Config::from_env(&allowed).is_ok(), "{var}");
         }
     }
 
     #[test]
     fn debug_never_shows_the_secret() {
-        let config = Config::from_env(&env(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
+        let config =
+            Config::from_env(&Env::from_vars(&[("CLIENT_SECRET", "s3cr3t-value")])).unwrap();
         assert!(!format!("{config:?}").contains("s3cr3t-value"));
     }
 }
