@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::config::Env;
+use crate::http_client::{HttpClient, Resolve};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -38,17 +39,14 @@ fn get_status(env: &Env, url: &str, target: SocketAddr) -> Result<u16, String> {
         .enable_all()
         .build()
         .map_err(|err| err.to_string())?;
-    runtime.block_on(async {
-        let client = crate::http_client::builder(TIMEOUT, &roots)
-            .resolve(SERVER_NAME, target)
-            .build()
-            .map_err(|err| err.to_string())?;
-        // the sources say why a handshake failed (an unknown issuer, a wrong name)
-        let response = client
-            .get(url)
-            .send()
-            .await
-            .map_err(|err| crate::http_client::failure(&err))?;
-        Ok(response.status().as_u16())
-    })
+    let client = HttpClient::with_resolve(TIMEOUT, &roots, Resolve::Pinned(target))
+        .map_err(|err| err.to_string())?;
+    let request = http::Request::get(url)
+        .body(Default::default())
+        .map_err(|err| err.to_string())?;
+    // the error's sources say why a handshake failed (an unknown issuer, a wrong name)
+    let answer = runtime
+        .block_on(client.send(request))
+        .map_err(|err| err.to_string())?;
+    Ok(answer.status.as_u16())
 }

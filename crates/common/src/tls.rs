@@ -1,7 +1,7 @@
 //! TLS on every hop (RFC 6749 §2.3.1, §3.1, §3.2; RFC 6750 §5.3): the certificate a service's
 //! listener presents, reloaded without a restart, and the trust of every outbound client.
 //!
-//! One crypto provider for the whole workspace: ring. It is already in the tree (reqwest's rustls
+//! One crypto provider for the whole workspace: ring. It is already in the tree (rustls
 //! and rcgen use it), needs no C toolchain beyond `cc` and links statically into the `FROM scratch`
 //! images; aws-lc-rs, rustls' default, would add cmake and minutes to every cold build.
 
@@ -10,7 +10,9 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+/// A trusted root, as [`client_ca_certificates`] reads them.
+pub use rustls::pki_types::CertificateDer;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -63,12 +65,13 @@ impl ServerTlsConfig {
 }
 
 /// The PEM bundle of `TLS_CA_FILE`, read and parsed at start-up (`None` when unset).
-pub fn client_ca_certificates(env: &Env) -> Result<Vec<reqwest::Certificate>, ConfigError> {
+pub fn client_ca_certificates(env: &Env) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
     let Some(path) = env.get(CA_FILE) else {
         return Ok(Vec::new());
     };
     let pem = std::fs::read(&path).map_err(|err| ConfigError::new(CA_FILE, &path, err))?;
-    let certificates = reqwest::Certificate::from_pem_bundle(&pem)
+    let certificates = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|err| ConfigError::new(CA_FILE, &path, err))?;
     if certificates.is_empty() {
         return Err(ConfigError::new(CA_FILE, path, "no PEM certificate in it"));
@@ -227,6 +230,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+    use crate::http_client::{CallError, HttpClient, Resolve};
     use crate::server::{serve, Limits, Listener, Listeners};
 
     /// A development CA of the test's own.
@@ -308,22 +312,20 @@ mod tests {
     }
 
     /// A client trusting the compiled-in roots and `ca_file`, reaching `localhost` at `addr`.
-    fn client(ca_file: &str, addr: SocketAddr) -> reqwest::Client {
+    fn client(ca_file: &str, addr: SocketAddr) -> HttpClient {
         let env = Env::from_pairs([(CA_FILE, ca_file.to_owned())]);
         let roots = client_ca_certificates(&env).unwrap();
-        crate::http_client::builder(Duration::from_secs(5), &roots)
-            .resolve("localhost", addr)
-            .build()
-            .unwrap()
+        HttpClient::with_resolve(Duration::from_secs(5), &roots, Resolve::Pinned(addr)).unwrap()
     }
 
-    async fn healthz(client: &reqwest::Client, addr: SocketAddr) -> reqwest::Result<u16> {
+    async fn healthz(client: &HttpClient, addr: SocketAddr) -> Result<u16, CallError> {
         let url = format!("https://localhost:{}/healthz", addr.port());
-        Ok(client.get(url).send().await?.status().as_u16())
+        let request = http::Request::get(url).body(Default::default()).unwrap();
+        Ok(client.send(request).await?.status.as_u16())
     }
 
     /// Calls `/healthz` until it is answered, which it has to be within `seconds`.
-    async fn served_within(client: &reqwest::Client, addr: SocketAddr, seconds: u64, late: &str) {
+    async fn served_within(client: &HttpClient, addr: SocketAddr, seconds: u64, late: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(seconds);
         while healthz(client, addr).await.is_err() {
             assert!(std::time::Instant::now() < deadline, "{late}");
@@ -418,10 +420,8 @@ mod tests {
         let refused = healthz(&client(&other.ca_file(), addr), addr).await;
         assert!(refused.is_err(), "{refused:?}");
         // and the compiled-in roots alone do not know a private CA
-        let roots_only = crate::http_client::builder(Duration::from_secs(5), &[])
-            .resolve("localhost", addr)
-            .build()
-            .unwrap();
+        let roots_only =
+            HttpClient::with_resolve(Duration::from_secs(5), &[], Resolve::Pinned(addr)).unwrap();
         assert!(healthz(&roots_only, addr).await.is_err());
     }
 

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
+use common::tls::CertificateDer;
 use oauth::Deployment;
 use url::Url;
 
@@ -30,7 +31,7 @@ pub struct Config {
     /// Timeout of every outbound call (the JWKS fetch).
     pub upstream_timeout: Duration,
     /// `TLS_CA_FILE`: trusted for the JWKS fetch beside the compiled-in roots.
-    pub ca_certificates: Vec<reqwest::Certificate>,
+    pub ca_certificates: Vec<CertificateDer<'static>>,
 }
 
 impl Config {

@@ -30,11 +30,12 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::config::MAX_JWKS_MAX_AGE_SECONDS;
+use common::http_client::HttpClient;
 use common::request_id::{self, RequestId};
 use common::Clock;
+use http::header::{HeaderMap, ACCEPT, CACHE_CONTROL};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
-use reqwest::header::{HeaderMap, ACCEPT, CACHE_CONTROL};
 use serde::Deserialize;
 
 use crate::error::Error;
@@ -77,7 +78,7 @@ impl FetchReason {
 
 pub struct KeyCache {
     jwks_url: String,
-    client: reqwest::Client,
+    client: HttpClient,
     algorithm: Algorithm,
     refetch_interval: Duration,
     clock: Arc<dyn Clock>,
@@ -102,7 +103,7 @@ struct LastFetch {
 impl KeyCache {
     pub(crate) fn new(
         jwks_url: String,
-        client: reqwest::Client,
+        client: HttpClient,
         algorithm: Algorithm,
         refetch_interval: Duration,
         clock: Arc<dyn Clock>,
@@ -227,39 +228,23 @@ impl KeyCache {
 
     /// The usable keys of the JWKS and how long they stay fresh.
     async fn fetch_key_set(&self, request_id: &RequestId) -> Result<(KeySet, Duration), String> {
-        let mut request = self
-            .client
-            .get(&self.jwks_url)
-            .header(ACCEPT, "application/json");
+        let mut request = http::Request::get(&self.jwks_url).header(ACCEPT, "application/json");
         if let Some(value) = request_id.header_value() {
             request = request.header(request_id::HEADER, value);
         }
-        let mut response = request
-            .send()
+        let request = request
+            .body(Default::default())
+            .map_err(|err| format!("invalid request: {err}"))?;
+        let answer = self
+            .client
+            .send(request)
             .await
             .map_err(|err| format!("request failed: {err}"))?;
-        if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
+        if !answer.status.is_success() {
+            return Err(format!("answered {}", answer.status));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > MAX_JWKS_BYTES as u64)
-        {
-            return Err("the JWKS is too large".to_owned());
-        }
-        let max_age = max_age(response.headers());
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|err| format!("reading the body failed: {err}"))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err("the JWKS is too large".to_owned());
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((parse_key_set(&body, self.algorithm)?, max_age))
+        let max_age = max_age(&answer.headers);
+        Ok((parse_key_set(&answer.body, self.algorithm)?, max_age))
     }
 }
 
@@ -387,7 +372,7 @@ fn usable_key(jwk: &Jwk, algorithm: Algorithm) -> Option<DecodingKey> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::HeaderValue;
+    use http::header::HeaderValue;
     use serde_json::json;
 
     fn max_age_of(values: &[&str]) -> Duration {

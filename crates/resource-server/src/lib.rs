@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use common::config::{ConfigError, Env};
+use common::http_client::HttpClient;
 use common::observability::Observability;
 use common::service::{BoxError, Service};
 use common::{Clock, SystemClock};
@@ -40,7 +41,8 @@ pub struct AppState {
 impl AppState {
     /// Builds the state; the JWKS is not fetched here but when a token first needs a key.
     pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
-        let client = common::http_client::build(config.upstream_timeout, &config.ca_certificates)?;
+        let client = HttpClient::new(config.upstream_timeout, &config.ca_certificates)?
+            .with_max_answer(jwks::MAX_JWKS_BYTES);
         let observability = Observability::new(SERVICE_NAME)?;
         let metrics = metrics::Metrics::register(observability.registry())?;
         Ok(Self {

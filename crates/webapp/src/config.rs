@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{ConfigError, Env};
+use common::tls::CertificateDer;
 use oauth::{ClientSecret, Deployment, UserName};
 use url::Url;
 
@@ -29,7 +30,7 @@ pub struct Config {
     /// `UPSTREAM_TIMEOUT_MS`: the timeout of every outbound call.
     pub upstream_timeout: Duration,
     /// `TLS_CA_FILE`: trusted for every outbound call beside the compiled-in roots.
-    pub ca_certificates: Vec<reqwest::Certificate>,
+    pub ca_certificates: Vec<CertificateDer<'static>>,
 }
 
 impl Config {

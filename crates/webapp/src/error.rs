@@ -8,6 +8,7 @@ use std::fmt;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use common::api_error::{respond, ApiError};
+use common::http_client::CallError;
 use oauth::{ErrorBody, ErrorCode};
 
 use crate::redirect::RedirectError;
@@ -116,20 +117,20 @@ impl Error {
 
     /// A transport failure of `step`: 503 when no connection could be made, 504 on a timeout,
     /// 502 for anything else (the connection broke, the answer could not be read).
-    pub fn transport(step: Step, err: &reqwest::Error) -> Self {
-        if err.is_connect() {
-            Error::Unreachable {
+    pub fn transport(step: Step, err: &CallError) -> Self {
+        match err {
+            CallError::Connect(detail) => Error::Unreachable {
                 step,
-                detail: common::http_client::failure(err),
+                detail: detail.clone(),
+            },
+            CallError::TimedOut => Error::TimedOut { step },
+            CallError::TooLarge(_) | CallError::Failed(_) => {
+                tracing::warn!(step = step.as_str(), error = %err, "upstream call failed");
+                Error::bad_answer(
+                    step,
+                    format!("the {} answer could not be read", step.upstream()),
+                )
             }
-        } else if err.is_timeout() {
-            Error::TimedOut { step }
-        } else {
-            tracing::warn!(step = step.as_str(), error = %common::http_client::failure(err), "upstream call failed");
-            Error::bad_answer(
-                step,
-                format!("the {} answer could not be read", step.upstream()),
-            )
         }
     }
 }
@@ -209,8 +210,8 @@ pub(crate) fn clean(raw: &str, max: usize) -> String {
 /// Why the service could not be built from its configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("cannot build the HTTP client: {0}")]
-    HttpClient(#[from] reqwest::Error),
+    #[error(transparent)]
+    HttpClient(#[from] common::http_client::BuildError),
     #[error("invalid {what} URL: {reason}")]
     Url { what: &'static str, reason: String },
     #[error("cannot register the metrics: {0}")]

@@ -16,10 +16,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use common::config::origin_string;
+use common::http_client::{Answer, CallError, HttpClient, RequestBody};
 use common::request_id::{RequestId, HEADER};
 use common::Clock;
-use http::StatusCode;
+use http::{header, Method, Request, StatusCode};
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{Scope, UserName};
 use oauth2::basic::{BasicClient, BasicTokenType};
@@ -45,14 +47,15 @@ type OAuthClient =
 pub struct Flow {
     config: Config,
     metrics: Metrics,
-    http: reqwest::Client,
+    http: HttpClient,
     oauth: OAuthClient,
     /// The same client with the authorization server's public `/authorize`, for a browser.
     browser_oauth: OAuthClient,
     cookies: LoginCookies,
     clock: Arc<dyn Clock>,
-    current_time_url: Url,
-    epoch_time_url: Url,
+    /// The resource endpoints' URLs, to which only `?user=` is added.
+    current_time_url: String,
+    epoch_time_url: String,
 }
 
 impl Flow {
@@ -61,7 +64,7 @@ impl Flow {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
-        let http = common::http_client::build(config.upstream_timeout, &config.ca_certificates)?;
+        let http = HttpClient::new(config.upstream_timeout, &config.ca_certificates)?;
         let authorization_server = origin_string(&config.authorization_server_url);
         let auth_url = AuthUrl::new(format!("{authorization_server}/authorize"))
             .map_err(|err| url_error("authorization endpoint", err))?;
@@ -82,7 +85,9 @@ impl Flow {
                 origin_string(&config.resource_server_url),
                 scope.path()
             );
-            Url::parse(&raw).map_err(|err| url_error("resource server", err))
+            Url::parse(&raw)
+                .map(String::from)
+                .map_err(|err| url_error("resource server", err))
         };
         let public_auth_url = AuthUrl::new(format!("{}/authorize", deployment.issuer))
             .map_err(|err| url_error("public authorization endpoint", err))?;
@@ -146,6 +151,14 @@ impl Flow {
         result
     }
 
+    /// Sends one upstream request of `step`.
+    async fn send(&self, step: Step, request: Request<RequestBody>) -> Result<Answer, Error> {
+        self.http
+            .send(request)
+            .await
+            .map_err(|err| Error::transport(step, &err))
+    }
+
     /// Step 1: `GET /authorize` with a fresh state and PKCE pair; the code comes back in the
     /// redirect's `Location`, checked like `/callback` would.
     async fn authorize(
@@ -156,17 +169,17 @@ impl Flow {
     ) -> Result<(AuthorizationCode, PkceCodeVerifier), Error> {
         let step = Step::Authorize;
         let (url, state, verifier) = self.authorization_request(&self.oauth, scope, user);
-        let response = with_request_id(self.http.get(url), request_id)
-            .send()
-            .await
-            .map_err(|err| Error::transport(step, &err))?;
-        let status = response.status();
+        let request = request(Method::GET, url.as_str(), request_id)
+            .body(RequestBody::default())
+            .map_err(|_| Error::bad_answer(step, "the authorization request is not a URI"))?;
+        let answer = self.send(step, request).await?;
+        let status = answer.status;
         if !matches!(status, StatusCode::FOUND | StatusCode::SEE_OTHER) {
-            return Err(upstream_refusal(step, response).await);
+            return Err(upstream_refusal(step, &answer));
         }
-        let location = response
-            .headers()
-            .get(http::header::LOCATION)
+        let location = answer
+            .headers
+            .get(header::LOCATION)
             .and_then(|value| value.to_str().ok())
             .ok_or_else(|| {
                 Error::bad_answer(
@@ -269,8 +282,8 @@ impl Flow {
     ) -> Result<oauth2::AccessToken, Error> {
         let step = Step::Token;
         let adapter = HttpAdapter {
-            http: self.http.clone(),
-            request_id: request_id.clone(),
+            http: &self.http,
+            request_id,
         };
         let token = self
             .oauth
@@ -320,23 +333,23 @@ impl Flow {
         request_id: &RequestId,
     ) -> Result<Vec<u8>, Error> {
         let step = Step::Resource;
-        let mut url = match scope {
-            Scope::CurrentTime => self.current_time_url.clone(),
-            Scope::EpochTime => self.epoch_time_url.clone(),
+        let endpoint = match scope {
+            Scope::CurrentTime => &self.current_time_url,
+            Scope::EpochTime => &self.epoch_time_url,
         };
-        url.query_pairs_mut().append_pair("user", user.as_str());
-        let response = with_request_id(self.http.get(url), request_id)
-            .bearer_auth(token.secret())
-            .send()
-            .await
-            .map_err(|err| Error::transport(step, &err))?;
-        if response.status() != StatusCode::OK {
-            return Err(upstream_refusal(step, response).await);
+        let url = format!(
+            "{endpoint}?user={}",
+            form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect::<String>()
+        );
+        let request = request(Method::GET, &url, request_id)
+            .header(header::AUTHORIZATION, format!("Bearer {}", token.secret()))
+            .body(RequestBody::default())
+            .map_err(|_| Error::bad_answer(step, "the access token is not a header value"))?;
+        let answer = self.send(step, request).await?;
+        if answer.status != StatusCode::OK {
+            return Err(upstream_refusal(step, &answer));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| Error::transport(step, &err))?;
+        let body = answer.body;
         let answered_for = match scope {
             Scope::CurrentTime => serde_json::from_slice::<CurrentTime>(&body).map(|b| b.user),
             Scope::EpochTime => serde_json::from_slice::<EpochTime>(&body).map(|b| b.user),
@@ -373,42 +386,43 @@ fn url_error(what: &'static str, err: url::ParseError) -> SetupError {
     }
 }
 
-fn with_request_id(
-    request: reqwest::RequestBuilder,
-    request_id: &RequestId,
-) -> reqwest::RequestBuilder {
+/// A request to `uri` carrying the user call's `X-Request-Id`.
+fn request(method: Method, uri: &str, request_id: &RequestId) -> http::request::Builder {
+    let builder = Request::builder().method(method).uri(uri);
     match request_id.header_value() {
-        Some(value) => request.header(HEADER, value),
-        None => request,
+        Some(value) => builder.header(HEADER, value),
+        None => builder,
     }
 }
 
-/// `oauth2`'s HTTP client for the token request: the shared `reqwest::Client` plus the request's
-/// `X-Request-Id` (`oauth2`'s own implementation for `reqwest::Client` sends the request as it is,
-/// with no way to add a header per call).
-struct HttpAdapter {
-    http: reqwest::Client,
-    request_id: RequestId,
+/// `oauth2`'s HTTP client for the token request: the shared client plus the request's
+/// `X-Request-Id` (`oauth2` builds the request; this sends it).
+struct HttpAdapter<'a> {
+    http: &'a HttpClient,
+    request_id: &'a RequestId,
 }
 
-impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter {
-    type Error = reqwest::Error;
+impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter<'_> {
+    type Error = CallError;
     type Future =
-        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send + 'c>>;
+        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, CallError>> + Send + 'c>>;
 
     fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
         Box::pin(async move {
-            let mut request = reqwest::Request::try_from(request)?;
+            let (mut parts, body) = request.into_parts();
             if let Some(value) = self.request_id.header_value() {
-                request.headers_mut().insert(HEADER, value);
+                parts.headers.insert(HEADER, value);
             }
-            let response = self.http.execute(request).await?;
-            let status = response.status();
-            let headers = response.headers().clone();
-            let mut answer = http::Response::new(response.bytes().await?.to_vec());
-            *answer.status_mut() = status;
-            *answer.headers_mut() = headers;
-            Ok(answer)
+            let request = Request::from_parts(parts, RequestBody::new(Bytes::from(body)));
+            let Answer {
+                status,
+                headers,
+                body,
+            } = self.http.send(request).await?;
+            let mut response = http::Response::new(body.to_vec());
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            Ok(response)
         })
     }
 }

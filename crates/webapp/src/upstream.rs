@@ -1,6 +1,7 @@
 //! An upstream's refusal read for the user: the RFC 6749 §5.2 error body, or the resource server's
 //! `WWW-Authenticate` challenge (RFC 6750 §3), passed on with the step that failed.
 
+use common::http_client::Answer;
 use serde::Deserialize;
 
 use crate::error::{Error, Step};
@@ -14,19 +15,15 @@ struct UpstreamErrorBody {
 
 /// A 502 for an upstream's non-success answer, passing its error code through when the body (or,
 /// for a resource server, `WWW-Authenticate`) names one.
-pub async fn upstream_refusal(step: Step, response: reqwest::Response) -> Error {
-    let status = response.status();
-    let challenge_error = response
-        .headers()
+pub fn upstream_refusal(step: Step, answer: &Answer) -> Error {
+    let status = answer.status;
+    let challenge_error = answer
+        .headers
         .get(http::header::WWW_AUTHENTICATE)
         .and_then(|value| value.to_str().ok())
         .and_then(bearer_challenge_error);
-    let body = match response.bytes().await {
-        Ok(body) => body,
-        Err(err) => return Error::transport(step, &err),
-    };
     let fallback = format!("the {} answered {status}", step.upstream());
-    match serde_json::from_slice::<UpstreamErrorBody>(&body) {
+    match serde_json::from_slice::<UpstreamErrorBody>(&answer.body) {
         Ok(parsed) => Error::upstream(
             step,
             &parsed.error,

@@ -308,3 +308,28 @@ async fn keys_for_another_algorithm_are_not_trusted() {
     let response = app.get("/epoch_time?user=alice", Some(&token)).await;
     assert_refused(response, 401, "invalid_token").await;
 }
+
+/// The JWKS is read up to `MAX_JWKS_BYTES` (256 KiB, above the client's default limit for other
+/// answers) and no further: a larger one is not held, and the call is 503.
+#[tokio::test]
+async fn a_jwks_larger_than_its_limit_is_not_read() {
+    let app = TestApp::spawn_with(|config| config.jwks_refetch_interval = SHORT).await;
+    // a key of another type, dropped as unusable, whose only job is the size of the document
+    let padded = |bytes: usize| {
+        let padding = serde_json::json!({ "kty": "oct", "kid": "pad", "k": "A".repeat(bytes) });
+        vec![app.key.jwk(), padding]
+    };
+    app.jwks
+        .serve_keys(padded(resource_server::jwks::MAX_JWKS_BYTES));
+    let token = app.token(Scope::EpochTime, "alice");
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_refused(response, 503, "temporarily_unavailable").await;
+
+    app.jwks
+        .serve_keys(padded(resource_server::jwks::MAX_JWKS_BYTES - 1024));
+    app.clock.advance(SHORT);
+    let token = app.token(Scope::EpochTime, "alice");
+    let response = app.get("/epoch_time?user=alice", Some(&token)).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(app.jwks.fetches(), 2);
+}

@@ -44,6 +44,8 @@ pub enum RsMode {
     WrongBody,
     /// 200 with the endpoint's answer for another user.
     OtherUser,
+    /// 200 with the endpoint's answer padded past what the webapp reads of an answer.
+    Huge,
 }
 
 /// What the fakes saw.
@@ -367,7 +369,7 @@ async fn resource(
         RsMode::Hang => {
             tokio::time::sleep(Duration::from_secs(10)).await;
         }
-        RsMode::Normal | RsMode::Down | RsMode::WrongBody | RsMode::OtherUser => {}
+        RsMode::Normal | RsMode::Down | RsMode::WrongBody | RsMode::OtherUser | RsMode::Huge => {}
     }
     let scope = uri.path().trim_start_matches('/').to_owned();
     let user = query.get("user").cloned().unwrap_or_default();
@@ -391,6 +393,11 @@ async fn resource(
     };
     let body = match (state.rs_mode, scope.as_str()) {
         (RsMode::WrongBody, _) => json!({"time": "now", "user": user}),
+        (RsMode::Huge, _) => json!({
+            "epoch_time": 1795866300,
+            "user": user,
+            "padding": "x".repeat(common::http_client::MAX_ANSWER_BYTES),
+        }),
         (_, "epoch_time") => json!({"epoch_time": 1795866300, "user": user}),
         _ => json!({"current_time": "2026-11-26T09:05:00Z", "user": user}),
     };

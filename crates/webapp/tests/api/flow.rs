@@ -171,6 +171,16 @@ async fn a_resource_answer_for_another_user_is_refused() {
 }
 
 #[tokio::test]
+async fn a_resource_answer_larger_than_the_limit_is_not_read() {
+    let app = Harness::start(AsMode::Normal, RsMode::Huge).await;
+    let body = assert_failure(&app, 502, "server_error", "resource").await;
+    assert_eq!(
+        body["error_description"],
+        "the resource server answer could not be read"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_resource_server_is_503_at_once() {
     let app = Harness::start(AsMode::Normal, RsMode::Down).await;
     let started = Instant::now();
