@@ -12,24 +12,22 @@
 //! error: the `oauth2` secret types print as `[redacted]`, and errors carry only descriptions.
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use bytes::Bytes;
 use common::config::origin_string;
-use common::http_client::{Answer, CallError, HttpClient, RequestBody};
+use common::http_client::{Answer, HttpClient, RequestBody};
 use common::request_id::{RequestId, HEADER};
 use common::Clock;
+use http::HeaderValue;
 use http::{header, Method, Request, StatusCode};
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{Scope, UserName};
-use oauth2::basic::{BasicClient, BasicTokenType};
-use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError,
-    TokenResponse, TokenUrl,
-};
+use oauth2::{AccessToken, AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
+use serde::Deserialize;
 use url::Url;
 
 use crate::config::Config;
@@ -39,18 +37,18 @@ use crate::metrics::Metrics;
 use crate::redirect::{check_location, check_redirect_query, RedirectError};
 use crate::upstream::upstream_refusal;
 
-/// The `oauth2` client with its authorization and token endpoints set.
-type OAuthClient =
-    BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
-
 /// Everything a flow needs, built once at start-up and shared by all requests.
 pub struct Flow {
     config: Config,
     metrics: Metrics,
     http: HttpClient,
-    oauth: OAuthClient,
-    /// The same client with the authorization server's public `/authorize`, for a browser.
-    browser_oauth: OAuthClient,
+    /// The authorization server's `/authorize` as the webapp reaches it.
+    authorize: AuthorizeEndpoint,
+    /// Its public `/authorize`, where a browser is sent.
+    browser_authorize: AuthorizeEndpoint,
+    token_url: String,
+    /// `client_secret_basic` (RFC 6749 §2.3.1): the same header on every token request.
+    client_authorization: HeaderValue,
     cookies: LoginCookies,
     clock: Arc<dyn Clock>,
     /// The resource endpoints' URLs, to which only `?user=` is added.
@@ -66,19 +64,15 @@ impl Flow {
     ) -> Result<Self, SetupError> {
         let http = HttpClient::new(config.upstream_timeout, &config.ca_certificates)?;
         let authorization_server = origin_string(&config.authorization_server_url);
-        let auth_url = AuthUrl::new(format!("{authorization_server}/authorize"))
-            .map_err(|err| url_error("authorization endpoint", err))?;
-        let token_url = TokenUrl::new(format!("{authorization_server}/token"))
-            .map_err(|err| url_error("token endpoint", err))?;
         let deployment = &config.deployment;
-        let redirect_url = RedirectUrl::new(deployment.redirect_uri.as_str().to_owned())
-            .map_err(|err| url_error("redirect", err))?;
-        let oauth = BasicClient::new(ClientId::new(deployment.client_id.as_str().to_owned()))
-            .set_client_secret(ClientSecret::new(config.client_secret.expose().to_owned()))
-            .set_auth_uri(auth_url)
-            .set_token_uri(token_url)
-            .set_redirect_uri(redirect_url)
-            .set_auth_type(AuthType::BasicAuth);
+        let authorize =
+            AuthorizeEndpoint::new(&format!("{authorization_server}/authorize"), &config)?;
+        let browser_authorize =
+            AuthorizeEndpoint::new(&format!("{}/authorize", deployment.issuer), &config)?;
+        let token_url = format!("{authorization_server}/token");
+        Url::parse(&token_url).map_err(|err| url_error("token endpoint", err))?;
+        let client_authorization =
+            client_secret_basic(deployment.client_id.as_str(), config.client_secret.expose())?;
         let resource_url = |scope: Scope| {
             let raw = format!(
                 "{}{}",
@@ -89,12 +83,12 @@ impl Flow {
                 .map(String::from)
                 .map_err(|err| url_error("resource server", err))
         };
-        let public_auth_url = AuthUrl::new(format!("{}/authorize", deployment.issuer))
-            .map_err(|err| url_error("public authorization endpoint", err))?;
-        let browser_oauth = oauth.clone().set_auth_uri(public_auth_url);
         let over_https = deployment.redirect_uri.as_str().starts_with("https:");
         Ok(Self {
-            browser_oauth,
+            authorize,
+            browser_authorize,
+            token_url,
+            client_authorization,
             cookies: LoginCookies::new(over_https).ok_or(SetupError::Random)?,
             clock,
             current_time_url: resource_url(Scope::CurrentTime)?,
@@ -102,7 +96,6 @@ impl Flow {
             config,
             metrics,
             http,
-            oauth,
         })
     }
 
@@ -168,7 +161,7 @@ impl Flow {
         request_id: &RequestId,
     ) -> Result<(AuthorizationCode, PkceCodeVerifier), Error> {
         let step = Step::Authorize;
-        let (url, state, verifier) = self.authorization_request(&self.oauth, scope, user);
+        let (url, state, verifier) = self.authorization_request(&self.authorize, scope, user);
         let request = request(Method::GET, url.as_str(), request_id)
             .body(RequestBody::default())
             .map_err(|_| Error::bad_answer(step, "the authorization request is not a URI"))?;
@@ -205,21 +198,22 @@ impl Flow {
         Ok((code, verifier))
     }
 
-    /// A fresh state and PKCE pair, and the authorization request's URL at `client`'s endpoint.
+    /// A fresh state and PKCE pair, and the authorization request's URL at `endpoint`.
     fn authorization_request(
         &self,
-        client: &OAuthClient,
+        endpoint: &AuthorizeEndpoint,
         scope: Scope,
         user: &UserName,
-    ) -> (Url, CsrfToken, PkceCodeVerifier) {
+    ) -> (String, CsrfToken, PkceCodeVerifier) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-        let (url, state) = client
-            .authorize_url(CsrfToken::new_random)
-            .add_scope(oauth2::Scope::new(scope.as_str().to_owned()))
-            .set_pkce_challenge(challenge)
-            .add_extra_param("login_hint", user.as_str())
-            .add_extra_param("resource", self.config.deployment.resource_uri(scope))
-            .url();
+        let state = CsrfToken::new_random();
+        let url = endpoint.url(&[
+            ("scope", scope.as_str()),
+            ("state", state.secret()),
+            ("code_challenge", challenge.as_str()),
+            ("login_hint", user.as_str()),
+            ("resource", &self.config.deployment.resource_uri(scope)),
+        ]);
         (url, state, verifier)
     }
 
@@ -230,8 +224,9 @@ impl Flow {
         scope: Scope,
         user: &UserName,
         now: SystemTime,
-    ) -> (Url, PendingLogin) {
-        let (url, state, verifier) = self.authorization_request(&self.browser_oauth, scope, user);
+    ) -> (String, PendingLogin) {
+        let (url, state, verifier) =
+            self.authorization_request(&self.browser_authorize, scope, user);
         let login = PendingLogin {
             state: state.secret().clone(),
             verifier: verifier.secret().clone(),
@@ -273,54 +268,50 @@ impl Flow {
         })
     }
 
-    /// Step 2: `POST /token` with `client_secret_basic` and the PKCE verifier.
+    /// Step 2: `POST /token` with `client_secret_basic` and the PKCE verifier (RFC 6749 §4.1.3,
+    /// RFC 7636 §4.5); the answer must be a Bearer token (§5.1).
     async fn redeem(
         &self,
         code: AuthorizationCode,
         verifier: PkceCodeVerifier,
         request_id: &RequestId,
-    ) -> Result<oauth2::AccessToken, Error> {
+    ) -> Result<AccessToken, Error> {
         let step = Step::Token;
-        let adapter = HttpAdapter {
-            http: &self.http,
-            request_id,
-        };
-        let token = self
-            .oauth
-            .exchange_code(code)
-            .set_pkce_verifier(verifier)
-            .request_async(&adapter)
-            .await
-            .map_err(|err| match err {
-                RequestTokenError::ServerResponse(response) => Error::upstream(
-                    step,
-                    response.error().as_ref(),
-                    response
-                        .error_description()
-                        .map_or("the authorization server refused the code", |d| d.as_str()),
-                ),
-                RequestTokenError::Request(err) => Error::transport(step, &err),
-                RequestTokenError::Parse(..) => Error::bad_answer(
-                    step,
-                    "the authorization server's token response could not be parsed",
-                ),
-                RequestTokenError::Other(_) => {
-                    Error::bad_answer(step, "the authorization server's token response is invalid")
-                }
-            })?;
-        if *token.token_type() != BasicTokenType::Bearer {
+        let form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("code", code.secret())
+            .append_pair("redirect_uri", self.config.deployment.redirect_uri.as_str())
+            .append_pair("code_verifier", verifier.secret())
+            .finish();
+        let request = request(Method::POST, &self.token_url, request_id)
+            .header(header::AUTHORIZATION, self.client_authorization.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .body(RequestBody::new(Bytes::from(form)))
+            .map_err(|_| Error::bad_answer(step, "the token request is not a valid request"))?;
+        let answer = self.send(step, request).await?;
+        if answer.status != StatusCode::OK {
+            return Err(upstream_refusal(step, &answer));
+        }
+        let token: TokenAnswer = serde_json::from_slice(&answer.body).map_err(|_| {
+            Error::bad_answer(
+                step,
+                "the authorization server's token response could not be parsed",
+            )
+        })?;
+        if !token.token_type.eq_ignore_ascii_case("Bearer") {
             return Err(Error::bad_answer(
                 step,
                 format!(
                     "the token type is {:?}, not Bearer",
-                    crate::error::clean(token.token_type().as_ref(), 32)
+                    crate::error::clean(&token.token_type, 32)
                 ),
             ));
         }
-        if token.access_token().secret().is_empty() {
+        if token.access_token.is_empty() {
             return Err(Error::bad_answer(step, "the access token is empty"));
         }
-        Ok(token.access_token().clone())
+        Ok(AccessToken::new(token.access_token))
     }
 
     /// Step 3: the resource server's endpoint with the bearer token; its 200 body is returned as is,
@@ -329,7 +320,7 @@ impl Flow {
         &self,
         scope: Scope,
         user: &UserName,
-        token: &oauth2::AccessToken,
+        token: &AccessToken,
         request_id: &RequestId,
     ) -> Result<Vec<u8>, Error> {
         let step = Step::Resource;
@@ -395,34 +386,89 @@ fn request(method: Method, uri: &str, request_id: &RequestId) -> http::request::
     }
 }
 
-/// `oauth2`'s HTTP client for the token request: the shared client plus the request's
-/// `X-Request-Id` (`oauth2` builds the request; this sends it).
-struct HttpAdapter<'a> {
-    http: &'a HttpClient,
-    request_id: &'a RequestId,
+/// A successful token response (RFC 6749 §5.1): the members the webapp uses.
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    token_type: String,
 }
 
-impl<'c> oauth2::AsyncHttpClient<'c> for HttpAdapter<'_> {
-    type Error = CallError;
-    type Future =
-        Pin<Box<dyn Future<Output = Result<oauth2::HttpResponse, CallError>> + Send + 'c>>;
+/// An authorization endpoint with the request's constant part (RFC 6749 §4.1.1, RFC 7636 §4.3)
+/// encoded once: `oauth2`'s builder parses and encodes all of it again on every call (≈ 12,000
+/// instructions, docs/performance.md).
+struct AuthorizeEndpoint {
+    prefix: String,
+    /// Where the query starts in `prefix`.
+    query_start: usize,
+}
 
-    fn call(&'c self, request: oauth2::HttpRequest) -> Self::Future {
-        Box::pin(async move {
-            let (mut parts, body) = request.into_parts();
-            if let Some(value) = self.request_id.header_value() {
-                parts.headers.insert(HEADER, value);
-            }
-            let request = Request::from_parts(parts, RequestBody::new(Bytes::from(body)));
-            let Answer {
-                status,
-                headers,
-                body,
-            } = self.http.send(request).await?;
-            let mut response = http::Response::new(body.to_vec());
-            *response.status_mut() = status;
-            *response.headers_mut() = headers;
-            Ok(response)
+impl AuthorizeEndpoint {
+    fn new(endpoint: &str, config: &Config) -> Result<Self, SetupError> {
+        Url::parse(endpoint).map_err(|err| url_error("authorization endpoint", err))?;
+        let prefix = format!("{endpoint}?");
+        let query_start = prefix.len();
+        let prefix = form_urlencoded::Serializer::for_suffix(prefix, query_start)
+            .append_pair("response_type", "code")
+            .append_pair("client_id", config.deployment.client_id.as_str())
+            .append_pair("redirect_uri", config.deployment.redirect_uri.as_str())
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        Ok(Self {
+            prefix,
+            query_start,
         })
+    }
+
+    /// The endpoint's URL with the constant parameters and `pairs`.
+    fn url(&self, pairs: &[(&str, &str)]) -> String {
+        form_urlencoded::Serializer::for_suffix(self.prefix.clone(), self.query_start)
+            .extend_pairs(pairs)
+            .finish()
+    }
+}
+
+/// The `Authorization` header of `client_secret_basic` (RFC 6749 §2.3.1): the client id and
+/// secret are form-encoded before they are joined by `:`; marked sensitive, so never logged.
+fn client_secret_basic(client_id: &str, secret: &str) -> Result<HeaderValue, SetupError> {
+    let encoded = |raw: &str| form_urlencoded::byte_serialize(raw.as_bytes()).collect::<String>();
+    let credentials = format!("{}:{}", encoded(client_id), encoded(secret));
+    let mut value = HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
+        .map_err(|_| SetupError::Url {
+            what: "client credentials",
+            reason: "not a header value".to_owned(),
+        })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_credentials_are_form_encoded_before_basic() {
+        let value = client_secret_basic("a b", "x:y%").unwrap();
+        assert_eq!(
+            value.to_str().unwrap(),
+            format!("Basic {}", STANDARD.encode("a+b:x%3Ay%25"))
+        );
+        assert!(value.is_sensitive());
+    }
+
+    #[test]
+    fn the_authorization_url_keeps_its_constant_part_and_encodes_each_value() {
+        let endpoint = AuthorizeEndpoint {
+            prefix: "https://as.example/authorize?response_type=code".to_owned(),
+            query_start: "https://as.example/authorize?".len(),
+        };
+        assert_eq!(
+            endpoint.url(&[("state", "a&b=c"), ("resource", "https://rs/x y")]),
+            "https://as.example/authorize?response_type=code&state=a%26b%3Dc\
+             &resource=https%3A%2F%2Frs%2Fx+y"
+        );
+        assert_eq!(
+            endpoint.url(&[]),
+            "https://as.example/authorize?response_type=code"
+        );
     }
 }

@@ -30,6 +30,12 @@ pub enum AsMode {
     WrongState,
     WrongIss,
     InvalidGrant,
+    /// A 200 token response whose `token_type` is not Bearer.
+    MacToken,
+    /// A 200 token response with an empty `access_token`.
+    EmptyToken,
+    /// A 200 token response that is not JSON.
+    GarbageToken,
 }
 
 /// How the fake resource server behaves.
@@ -328,7 +334,17 @@ async fn token(
         )
             .into_response();
     }
-    let access_token = format!("at-{}", uuid_like());
+    if state.mode == AsMode::GarbageToken {
+        return (StatusCode::OK, "access_token=at-1&token_type=Bearer").into_response();
+    }
+    let access_token = match state.mode {
+        AsMode::EmptyToken => String::new(),
+        _ => format!("at-{}", uuid_like()),
+    };
+    let token_type = match state.mode {
+        AsMode::MacToken => "mac",
+        _ => "Bearer",
+    };
     log.tokens
         .lock()
         .unwrap()
@@ -337,7 +353,7 @@ async fn token(
         [(header::CACHE_CONTROL, "no-store")],
         Json(json!({
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": token_type,
             "expires_in": 5,
             "scope": grant.scope,
         })),

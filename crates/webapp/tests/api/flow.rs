@@ -143,6 +143,24 @@ async fn a_refused_code_is_a_token_step_failure() {
     assert_eq!(app.log.steps(), ["authorize", "token"]);
 }
 
+/// A 200 from the token endpoint is used only when it is a non-empty Bearer token in JSON.
+#[tokio::test]
+async fn a_token_response_that_is_not_a_bearer_token_is_refused() {
+    for (mode, description) in [
+        (AsMode::MacToken, "the token type is \"mac\", not Bearer"),
+        (AsMode::EmptyToken, "the access token is empty"),
+        (
+            AsMode::GarbageToken,
+            "the authorization server's token response could not be parsed",
+        ),
+    ] {
+        let app = Harness::start(mode, RsMode::Normal).await;
+        let body = assert_failure(&app, 502, "server_error", "token").await;
+        assert_eq!(body["error_description"], description, "{mode:?}");
+        assert_eq!(app.log.steps(), ["authorize", "token"], "{mode:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_refused_token_is_a_resource_step_failure() {
     let app = Harness::start(AsMode::Normal, RsMode::Unauthorized).await;
