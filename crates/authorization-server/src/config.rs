@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{ConfigError, Env, MAX_JWKS_MAX_AGE_SECONDS};
-use oauth::{Deployment, Scope};
+use common::deployment::Deployment;
+use oauth::Scope;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
-use oauth::Deployment;
+use common::deployment::Deployment;
 use url::Url;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8082";

@@ -5,7 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{ConfigError, Env};
-use oauth::{ClientSecret, Deployment, UserName};
+use common::deployment::Deployment;
+use oauth::{ClientSecret, UserName};
 use url::Url;
 
 #[derive(Clone)]
