@@ -19,10 +19,10 @@ use utoipa_axum::routes;
 use crate::app::{App, Metadata, TokenResponse};
 use crate::error::{Error, OAuthError};
 use crate::params::Params;
-use crate::AppState;
+use crate::AuthorizationServer;
 
 /// The service's own routes, each with its documentation.
-pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+pub(crate) fn openapi_router() -> OpenApiRouter<AuthorizationServer> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(metadata))
         .routes(routes!(jwks))

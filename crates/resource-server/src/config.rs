@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
 use common::deployment::Deployment;
+use common::service::ServiceConfig;
 use url::Url;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8082";
@@ -33,8 +34,8 @@ pub struct Config {
     pub ca_certificates: Vec<reqwest::Certificate>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             listen_addr: env.socket_addr("RESOURCE_SERVER_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
             deployment: common::deployment::from_env(env)?,
@@ -49,6 +50,12 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}
+
+impl Config {
     /// The URL of the authorization server's JWKS.
     pub fn jwks_url(&self) -> String {
         format!(

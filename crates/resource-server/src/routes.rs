@@ -18,10 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::Error;
-use crate::{request, AppState};
+use crate::{request, ResourceServer};
 
 /// The service's own routes, each with its documentation.
-pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+pub(crate) fn openapi_router() -> OpenApiRouter<ResourceServer> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(current_time))
         .routes(routes!(epoch_time))
@@ -47,7 +47,7 @@ pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn current_time(
-    State(state): State<AppState>,
+    State(state): State<ResourceServer>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -84,7 +84,7 @@ async fn current_time(
     )
 )]
 async fn epoch_time(
-    State(state): State<AppState>,
+    State(state): State<ResourceServer>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -134,7 +134,7 @@ impl utoipa::Modify for BearerToken {
 /// Every check of a protected request, in order; on success the user the token was issued for.
 /// Counted as accepted or refused (by reason).
 async fn authorize(
-    state: &AppState,
+    state: &ResourceServer,
     request_id: &RequestId,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -149,7 +149,7 @@ async fn authorize(
 }
 
 async fn check(
-    state: &AppState,
+    state: &ResourceServer,
     request_id: &RequestId,
     headers: &HeaderMap,
     query: Option<&str>,

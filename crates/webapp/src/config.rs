@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use common::config::{ConfigError, Env};
 use common::deployment::Deployment;
+use common::service::ServiceConfig;
 use oauth::{ClientSecret, UserName};
 use url::Url;
 
@@ -33,8 +34,8 @@ pub struct Config {
     pub ca_certificates: Vec<reqwest::Certificate>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let default_user = env
             .get("DEFAULT_USER")
             .unwrap_or_else(|| "alice".to_owned());
@@ -56,6 +57,14 @@ impl Config {
             upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", 3000)?,
             ca_certificates: common::tls::client_ca_certificates(env)?,
         })
+    }
+
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn plain_listen_addr(&self) -> Option<SocketAddr> {
+        self.plain_listen_addr
     }
 }
 
