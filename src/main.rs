@@ -7,16 +7,16 @@ use std::process::ExitCode;
 use authorization_server::AuthorizationServer;
 use common::config::{ConfigError, Env};
 use common::server::Limits;
-use common::service::{bind_and_serve, BoxError, Service};
+use common::service::{bind_and_serve, BoxError, Service, ServiceConfig};
 use common::tls::ServerTlsConfig;
 use resource_server::ResourceServer;
 use tokio_util::sync::CancellationToken;
 use webapp::Webapp;
 
 struct Configs {
-    authorization_server: <AuthorizationServer as Service>::Config,
-    resource_server: <ResourceServer as Service>::Config,
-    webapp: <Webapp as Service>::Config,
+    authorization_server: authorization_server::Config,
+    resource_server: resource_server::Config,
+    webapp: webapp::Config,
     /// One certificate for all three listeners, when set.
     tls: Option<ServerTlsConfig>,
     /// The same limits for each service, each with caps of its own.
@@ -25,9 +25,9 @@ struct Configs {
 
 fn configs(env: &Env) -> Result<Configs, ConfigError> {
     Ok(Configs {
-        authorization_server: AuthorizationServer::config(env)?,
-        resource_server: ResourceServer::config(env)?,
-        webapp: Webapp::config(env)?,
+        authorization_server: authorization_server::Config::from_env(env)?,
+        resource_server: resource_server::Config::from_env(env)?,
+        webapp: webapp::Config::from_env(env)?,
         tls: ServerTlsConfig::from_env(env)?,
         limits: Limits::from_env(env)?,
     })

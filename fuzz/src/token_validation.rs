@@ -14,6 +14,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::config::Env;
+use common::service::ServiceConfig;
 use ed25519_dalek::Signer;
 use jsonwebtoken::DecodingKey;
 use oauth::{AccessTokenClaims, Scope};

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use authorization_server::AuthorizationServer;
 use common::config::Env;
 use common::server::{Listener, Listeners};
-use common::service::Service;
+use common::service::{Service, ServiceConfig};
 use common::tls::{ServerTlsConfig, TlsAcceptor};
 use resource_server::ResourceServer;
 use test_client::{ClientIdentity, Pkce, TestClient};
@@ -35,7 +35,7 @@ async fn listener() -> (TcpListener, SocketAddr) {
 /// Starts `S` on `listener` with `vars`, over HTTPS when they name a certificate.
 fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> CancellationToken {
     let env = Env::from_pairs(vars.iter().cloned());
-    let config = S::config(&env).unwrap();
+    let config = S::Config::from_env(&env).unwrap();
     let tls = ServerTlsConfig::from_env(&env)
         .unwrap()
         .map(|tls| TlsAcceptor::load(&tls).unwrap());

@@ -27,8 +27,6 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub throttle: ClientAuthThrottle,
     pub authorize_rate: AuthorizeRateLimit,
-    /// This service's metrics registry and HTTP metrics; [`App::metrics`] are registered in it.
-    pub observability: common::observability::Observability,
     pub metrics: Metrics,
 }
 

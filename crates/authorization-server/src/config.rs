@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::config::{ConfigError, Env, MAX_JWKS_MAX_AGE_SECONDS};
-use oauth::{Deployment, Scope};
+use common::deployment::Deployment;
+use common::service::ServiceConfig;
+use oauth::Scope;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
@@ -39,8 +41,8 @@ pub struct Config {
     pub jwks_max_age: Duration,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let redis_url = redis_url(env)?;
         let deployment = common::deployment::from_env(env)?;
         Ok(Self {
@@ -67,6 +69,12 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}
+
+impl Config {
     pub fn issuer(&self) -> &str {
         &self.deployment.issuer
     }

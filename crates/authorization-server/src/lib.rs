@@ -31,16 +31,14 @@ pub mod fuzzing {
     pub use crate::token::{PresentedCredentials, TokenRequest};
 }
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use axum::Router;
-use common::config::{ConfigError, Env};
-use common::observability::Observability;
 use common::service::{BoxError, Service};
-use common::{Clock, SystemClock};
+use common::Clock;
+use prometheus::Registry;
 use secrecy::ExposeSecret;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::app::App;
 use crate::authorize_rate::AuthorizeRateLimit;
@@ -51,24 +49,27 @@ use crate::redis_store::RedisCodeStore;
 use crate::store::{CodeStore, MemoryCodeStore};
 use crate::throttle::ClientAuthThrottle;
 
-pub const SERVICE_NAME: &str = "authorization-server";
+const SERVICE_NAME: &str = "authorization-server";
 
-/// What the handlers share: the application, built once.
+/// The authorization server: what its handlers share, the application, built once.
 #[derive(Clone)]
-pub struct AppState(Arc<App>);
+pub struct AuthorizationServer(Arc<App>);
 
-impl FromRef<AppState> for Arc<App> {
-    fn from_ref(state: &AppState) -> Self {
-        state.0.clone()
+impl FromRef<AuthorizationServer> for Arc<App> {
+    fn from_ref(server: &AuthorizationServer) -> Self {
+        server.0.clone()
     }
 }
 
-impl AppState {
+impl Service for AuthorizationServer {
+    const NAME: &'static str = SERVICE_NAME;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Config = Config;
+
     /// Builds the application: loads or generates the signing keys (and starts watching a key
-    /// directory), sets up the code store. Call within a Tokio runtime.
-    pub fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, BoxError> {
-        let observability = Observability::new(SERVICE_NAME)?;
-        let metrics = metrics::Metrics::register(observability.registry())?;
+    /// directory), sets up the code store.
+    fn build(config: Config, clock: Arc<dyn Clock>, registry: &Registry) -> Result<Self, BoxError> {
+        let metrics = metrics::Metrics::register(registry)?;
         let keys = Arc::new(KeyRing::new(key_set(&config)?));
         if let Some(dir) = &config.signing_keys_dir {
             key_reload::spawn(
@@ -107,9 +108,12 @@ impl AppState {
             clock,
             throttle,
             authorize_rate,
-            observability,
             metrics,
         })))
+    }
+
+    fn routes() -> OpenApiRouter<Self> {
+        routes::openapi_router()
     }
 }
 
@@ -149,31 +153,4 @@ fn key_set(config: &Config) -> Result<KeySet, BoxError> {
         }
     };
     Ok(KeySet::single(key))
-}
-
-/// The service's routes with those every service has, in the middleware stack
-/// ([`common::router`]).
-pub fn router(state: AppState) -> Router {
-    let observability = state.0.observability.clone();
-    common::router::service_router(routes::openapi_router().with_state(state), &observability)
-}
-
-pub struct AuthorizationServer;
-
-impl Service for AuthorizationServer {
-    const NAME: &'static str = SERVICE_NAME;
-    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type Config = Config;
-
-    fn config(env: &Env) -> Result<Config, ConfigError> {
-        Config::from_env(env)
-    }
-
-    fn listen_addr(config: &Config) -> SocketAddr {
-        config.listen_addr
-    }
-
-    fn build_router(config: Config) -> Result<Router, BoxError> {
-        Ok(router(AppState::build(config, Arc::new(SystemClock))?))
-    }
 }

@@ -10,8 +10,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 
-use common::openapi::Health;
+use common::openapi::{Health, HttpSecurity};
 use oauth::{ErrorBody, UserName};
+use utoipa::openapi::security::HttpAuthScheme;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -19,10 +20,10 @@ use utoipa_axum::routes;
 use crate::app::{App, Metadata, TokenResponse};
 use crate::error::{Error, OAuthError};
 use crate::params::Params;
-use crate::AppState;
+use crate::AuthorizationServer;
 
 /// The service's own routes, each with its documentation.
-pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+pub(crate) fn openapi_router() -> OpenApiRouter<AuthorizationServer> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(metadata))
         .routes(routes!(jwks))
@@ -221,29 +222,16 @@ pub async fn readyz(State(app): State<Arc<App>>) -> Result<Json<Health>, Error> 
 #[openapi(
     info(title = "authorization-server", description = "OAuth 2.0 authorization server: authorization code grant with PKCE, RFC 9068 access tokens."),
     components(schemas(ErrorBody, TokenForm, JwkSet, UserName)),
-    modifiers(&ClientSecretBasic),
+    modifiers(&CLIENT_SECRET_BASIC),
 )]
 struct ApiDoc;
 
-struct ClientSecretBasic;
-
-impl utoipa::Modify for ClientSecretBasic {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "client_secret_basic",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Basic)
-                    .description(Some(
-                        "RFC 6749 §2.3.1: client id and secret, each form-urlencoded",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
+const CLIENT_SECRET_BASIC: HttpSecurity = HttpSecurity {
+    name: "client_secret_basic",
+    scheme: HttpAuthScheme::Basic,
+    bearer_format: None,
+    description: "RFC 6749 §2.3.1: client id and secret, each form-urlencoded",
+};
 
 /// The token request form (RFC 6749 §4.1.3, §2.3.1). Documentation only: the handler reads the
 /// raw form with [`Params`] so that a repeated parameter is seen and refused.

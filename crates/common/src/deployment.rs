@@ -1,10 +1,37 @@
-//! The deployment's shared settings ([`oauth::Deployment`]) read from the environment, with their
-//! one set of defaults: every service embeds the same value in its configuration.
+//! The deployment's shared settings: what all three services must agree on, with their names,
+//! their one set of defaults and their checks, so that adding one is a change of this file alone.
+//! Every service embeds the same value in its configuration.
 
 use jsonwebtoken::Algorithm;
-use oauth::{ClientId, ClientSecret, Deployment, RedirectUri};
+use oauth::{ClientId, ClientSecret, RedirectUri, Scope};
+use url::Url;
 
 use crate::config::{origin_string, ConfigError, Env};
+
+/// What all three services must agree on, read once by each ([`from_env`]): a service never has
+/// its own copy of one of these settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// `ISSUER`: the authorization server's public URL without a trailing slash; every token's
+    /// `iss` and every redirect's `iss` (RFC 9207), compared exactly.
+    pub issuer: String,
+    /// `CLIENT_ID`: the one registered client.
+    pub client_id: ClientId,
+    /// `REDIRECT_URI`: the client's registered callback.
+    pub redirect_uri: RedirectUri,
+    /// `RESOURCE_SERVER_PUBLIC_URL`: the base of every resource indicator (RFC 8707) and `aud`.
+    pub resource_server_public_url: Url,
+    /// `SIGNING_ALGORITHM`: the authorization server signs with it, the resource server accepts
+    /// nothing else (RFC 8725 §3.1).
+    pub signing_algorithm: Algorithm,
+}
+
+impl Deployment {
+    /// The resource indicator of `scope`'s endpoint, which is also its tokens' `aud`.
+    pub fn resource_uri(&self, scope: Scope) -> String {
+        scope.resource_uri(&self.resource_server_public_url)
+    }
+}
 
 pub const ISSUER: &str = "ISSUER";
 pub const DEFAULT_ISSUER: &str = "http://localhost:8081";
@@ -84,7 +111,7 @@ mod tests {
             "http://localhost:8080/callback"
         );
         assert_eq!(
-            deployment.resource_uri(oauth::Scope::EpochTime),
+            deployment.resource_uri(Scope::EpochTime),
             "http://localhost:8082/epoch_time"
         );
         assert_eq!(deployment.signing_algorithm, Algorithm::EdDSA);

@@ -7,8 +7,9 @@ use axum::Json;
 use http::StatusCode;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
-use utoipa::ToSchema;
+use utoipa::{Modify, ToSchema};
 
 use crate::observability::{MAX_BODY_BYTES, MAX_URI_BYTES};
 use oauth::{ErrorBody, ErrorCode};
@@ -43,6 +44,29 @@ pub async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
             "method not allowed on this endpoint",
         )),
     )
+}
+
+/// An HTTP authentication scheme of a service's document, which its operations name in their
+/// `security`: a `const` of the service, given to its `#[openapi(modifiers(&…))]`.
+pub struct HttpSecurity {
+    pub name: &'static str,
+    pub scheme: HttpAuthScheme,
+    /// What a bearer token is (`JWT`); only for [`HttpAuthScheme::Bearer`].
+    pub bearer_format: Option<&'static str>,
+    pub description: &'static str,
+}
+
+impl Modify for HttpSecurity {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let mut http = HttpBuilder::new()
+            .scheme(self.scheme.clone())
+            .description(Some(self.description));
+        if let Some(format) = self.bearer_format {
+            http = http.bearer_format(format);
+        }
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(self.name, SecurityScheme::Http(http.build()));
+    }
 }
 
 /// Completes a service's collected document with the limits' answers: 414 and 431 on every

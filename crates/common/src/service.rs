@@ -4,47 +4,75 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use axum::Router;
+use prometheus::Registry;
 use tokio::net::TcpListener;
 use tracing::Instrument;
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::{ConfigError, Env};
+use crate::observability::Observability;
 use crate::server::{Limits, Listener, Listeners, Role};
 use crate::tls::{ServerTlsConfig, TlsAcceptor};
+use crate::{Clock, SystemClock};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// A service as the binaries and the all-in-one launcher see it.
-pub trait Service {
-    const NAME: &'static str;
-    /// The crate version: with the name, the release reported to Sentry.
-    const VERSION: &'static str;
-    type Config: Send + 'static;
-
-    fn config(env: &Env) -> Result<Self::Config, ConfigError>;
+/// A service's settings, read once from the environment at start-up.
+pub trait ServiceConfig: Sized + Send + 'static {
+    fn from_env(env: &Env) -> Result<Self, ConfigError>;
 
     /// Where it listens: HTTPS when the TLS settings name a certificate, plain HTTP otherwise.
-    fn listen_addr(config: &Self::Config) -> SocketAddr;
+    fn listen_addr(&self) -> SocketAddr;
 
     /// A second listener that always speaks plain HTTP, if the service has one (the webapp's
     /// entry point for a user's `curl`, beside its HTTPS listener).
-    fn plain_listen_addr(_config: &Self::Config) -> Option<SocketAddr> {
+    fn plain_listen_addr(&self) -> Option<SocketAddr> {
         None
     }
+}
 
-    /// The router [`Service::serve`] serves: the service's state built from `config` on the
-    /// system clock, and its routes.
-    fn build_router(config: Self::Config) -> Result<Router, BoxError>;
+/// A service as the binaries, the all-in-one launcher and the tests see it. A value of it is what
+/// its handlers share, built once from its configuration; its router and its server are made of
+/// it the same way for all.
+pub trait Service: Clone + Send + Sync + 'static {
+    const NAME: &'static str;
+    /// The crate version: with the name, the release reported to Sentry.
+    const VERSION: &'static str;
+    type Config: ServiceConfig;
 
-    /// Serves [`Service::build_router`] on `listeners` until `shutdown` completes.
+    /// Builds the service from `config`, its metrics registered in `registry` (served on
+    /// `/metrics` with the HTTP ones). The clock is injected, so that tests move time instead of
+    /// sleeping. Called within a Tokio runtime.
+    fn build(
+        config: Self::Config,
+        clock: Arc<dyn Clock>,
+        registry: &Registry,
+    ) -> Result<Self, BoxError>;
+
+    /// The service's own routes, each declared with its `#[utoipa::path]`.
+    fn routes() -> OpenApiRouter<Self>;
+
+    /// The service built from `config` on `clock`: its routes with those every service has, in the
+    /// middleware stack ([`crate::router`]). Call within a Tokio runtime.
+    fn router(config: Self::Config, clock: Arc<dyn Clock>) -> Result<Router, BoxError> {
+        let observability = Observability::new(Self::NAME)?;
+        let service = Self::build(config, clock, observability.registry())?;
+        let routes = Self::routes().with_state(service);
+        Ok(crate::router::service_router(routes, &observability))
+    }
+
+    /// Serves [`Service::router`] on `listeners`, on the system clock, until `shutdown` completes.
     fn serve(
         listeners: Listeners,
         config: Self::Config,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), BoxError>> + Send {
         async move {
-            crate::server::serve(listeners, Self::build_router(config)?, shutdown).await?;
+            let router = Self::router(config, Arc::new(SystemClock))?;
+            crate::server::serve(listeners, router, shutdown).await?;
             Ok(())
         }
     }
@@ -56,7 +84,7 @@ pub fn run_main<S: Service>() -> ExitCode {
         return make_certs(S::NAME);
     }
     let env = Env::process();
-    let (config, tls, metrics_addr, limits) = match S::config(&env).and_then(|config| {
+    let (config, tls, metrics_addr, limits) = match S::Config::from_env(&env).and_then(|config| {
         let tls = ServerTlsConfig::from_env(&env)?;
         let metrics_addr = match env.get(METRICS_LISTEN_ADDR) {
             Some(_) => Some(env.socket_addr(METRICS_LISTEN_ADDR, "")?),
@@ -71,7 +99,7 @@ pub fn run_main<S: Service>() -> ExitCode {
         }
     };
     if std::env::args().nth(1).as_deref() == Some("healthcheck") {
-        return crate::healthcheck::probe(&env, S::listen_addr(&config), tls.is_some());
+        return crate::healthcheck::probe(&env, config.listen_addr(), tls.is_some());
     }
     let release = format!("{}@{}", S::NAME, S::VERSION);
     // Held until `main` returns: dropping it flushes the events queued for Sentry.
@@ -131,8 +159,8 @@ pub async fn bind_and_serve<S: Service>(
         } else {
             Role::All
         };
-        let mut listeners = vec![bind::<S>(S::listen_addr(&config), acceptor.clone(), api).await?];
-        if let Some(addr) = S::plain_listen_addr(&config) {
+        let mut listeners = vec![bind::<S>(config.listen_addr(), acceptor.clone(), api).await?];
+        if let Some(addr) = config.plain_listen_addr() {
             listeners.push(bind::<S>(addr, None, api).await?);
         }
         if let Some(addr) = metrics_addr {

@@ -5,8 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
+use common::deployment::Deployment;
+use common::service::ServiceConfig;
 use common::tls::CertificateDer;
-use oauth::Deployment;
 use url::Url;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8082";
@@ -34,8 +35,8 @@ pub struct Config {
     pub ca_certificates: Vec<CertificateDer<'static>>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             listen_addr: env.socket_addr("RESOURCE_SERVER_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
             deployment: common::deployment::from_env(env)?,
@@ -50,6 +51,12 @@ impl Config {
         })
     }
 
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+}
+
+impl Config {
     /// The URL of the authorization server's JWKS.
     pub fn jwks_url(&self) -> String {
         format!(

@@ -8,20 +8,22 @@ use axum::http::header::CACHE_CONTROL;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use common::openapi::HttpSecurity;
 use common::request_id::{record_client, record_user, RequestId};
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{ErrorBody, Scope, UserName};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
+use utoipa::openapi::security::HttpAuthScheme;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::Error;
-use crate::{request, AppState};
+use crate::{request, ResourceServer};
 
 /// The service's own routes, each with its documentation.
-pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+pub(crate) fn openapi_router() -> OpenApiRouter<ResourceServer> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(current_time))
         .routes(routes!(epoch_time))
@@ -47,7 +49,7 @@ pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
     )
 )]
 async fn current_time(
-    State(state): State<AppState>,
+    State(state): State<ResourceServer>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -84,7 +86,7 @@ async fn current_time(
     )
 )]
 async fn epoch_time(
-    State(state): State<AppState>,
+    State(state): State<ResourceServer>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
@@ -106,35 +108,21 @@ async fn epoch_time(
 #[openapi(
     info(title = "resource-server", description = "The protected time endpoints (RFC 6750 bearer tokens, RFC 9068 JWTs)."),
     components(schemas(ErrorBody, UserName)),
-    modifiers(&BearerToken),
+    modifiers(&BEARER_TOKEN),
 )]
 struct ApiDoc;
 
-struct BearerToken;
-
-impl utoipa::Modify for BearerToken {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "An RFC 9068 access token from the authorization server, for this endpoint",
-                    ))
-                    .build(),
-            ),
-        );
-    }
-}
+const BEARER_TOKEN: HttpSecurity = HttpSecurity {
+    name: "bearer",
+    scheme: HttpAuthScheme::Bearer,
+    bearer_format: Some("JWT"),
+    description: "An RFC 9068 access token from the authorization server, for this endpoint",
+};
 
 /// Every check of a protected request, in order; on success the user the token was issued for.
 /// Counted as accepted or refused (by reason).
 async fn authorize(
-    state: &AppState,
+    state: &ResourceServer,
     request_id: &RequestId,
     headers: &HeaderMap,
     query: Option<&str>,
@@ -149,7 +137,7 @@ async fn authorize(
 }
 
 async fn check(
-    state: &AppState,
+    state: &ResourceServer,
     request_id: &RequestId,
     headers: &HeaderMap,
     query: Option<&str>,

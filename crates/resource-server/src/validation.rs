@@ -214,6 +214,7 @@ mod tests {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
     use common::config::Env;
+    use common::service::ServiceConfig;
     use ed25519_dalek::pkcs8::EncodePrivateKey;
     use jsonwebtoken::EncodingKey;
 

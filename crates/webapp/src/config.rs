@@ -1,15 +1,16 @@
 //! The webapp's settings, read and validated once at start-up (see `docs/configuration.md`).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{ConfigError, Env};
+use common::deployment::Deployment;
+use common::service::ServiceConfig;
 use common::tls::CertificateDer;
-use oauth::{ClientSecret, Deployment, UserName};
+use oauth::{ClientSecret, UserName};
 use url::Url;
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `WEBAPP_LISTEN_ADDR`: HTTPS when the TLS settings name a certificate.
     pub listen_addr: SocketAddr,
@@ -33,8 +34,8 @@ pub struct Config {
     pub ca_certificates: Vec<CertificateDer<'static>>,
 }
 
-impl Config {
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+impl ServiceConfig for Config {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let default_user = env
             .get("DEFAULT_USER")
             .unwrap_or_else(|| "alice".to_owned());
@@ -57,24 +58,13 @@ impl Config {
             ca_certificates: common::tls::client_ca_certificates(env)?,
         })
     }
-}
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("listen_addr", &self.listen_addr)
-            .field("plain_listen_addr", &self.plain_listen_addr)
-            .field("deployment", &self.deployment)
-            .field(
-                "authorization_server_url",
-                &self.authorization_server_url.as_str(),
-            )
-            .field("resource_server_url", &self.resource_server_url.as_str())
-            .field("client_secret", &self.client_secret)
-            .field("default_user", &self.default_user)
-            .field("upstream_timeout", &self.upstream_timeout)
-            .field("ca_certificates", &self.ca_certificates.len())
-            .finish()
+    fn listen_addr(&self) -> SocketAddr {
+        self.listen_addr
+    }
+
+    fn plain_listen_addr(&self) -> Option<SocketAddr> {
+        self.plain_listen_addr
     }
 }
 

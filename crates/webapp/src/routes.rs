@@ -17,10 +17,10 @@ use utoipa_axum::routes;
 use crate::browser;
 use crate::error::Error;
 use crate::flow::Flow;
-use crate::AppState;
+use crate::Webapp;
 
 /// The service's own routes, each with its documentation.
-pub(crate) fn openapi_router() -> OpenApiRouter<AppState> {
+pub(crate) fn openapi_router() -> OpenApiRouter<Webapp> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(current_time))
         .routes(routes!(epoch_time))

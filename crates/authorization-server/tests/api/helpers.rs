@@ -1,9 +1,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use authorization_server::{router, AppState, Config};
+use authorization_server::{AuthorizationServer, Config};
 use common::clock::ManualClock;
 use common::config::Env;
+use common::service::{Service, ServiceConfig};
 use serde::Serialize;
 use test_client::{ClientIdentity, Pkce, TestClient};
 use tokio::net::TcpListener;
@@ -35,7 +36,7 @@ pub async fn spawn(vars: &[(&'static str, &str)]) -> TestServer {
     let env = Env::from_pairs(pairs);
     let config = Config::from_env(&env).unwrap();
     let clock = Arc::new(ManualClock::new(SystemTime::now()));
-    let router = router(AppState::build(config, clock.clone()).unwrap());
+    let router = AuthorizationServer::router(config, clock.clone()).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(common::server::serve(

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use authorization_server::{AuthorizationServer, Config};
+use common::service::{Service, ServiceConfig};
 use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
 use rand::RngCore;
 
@@ -198,9 +200,9 @@ async fn a_key_directory_that_does_not_load_stops_start_up() {
     dir.add_key("one.pem");
     dir.add_key("two.pem");
     let env = common::config::Env::from_pairs([("SIGNING_KEYS_DIR", dir.path())]);
-    let config = authorization_server::Config::from_env(&env).unwrap();
+    let config = Config::from_env(&env).unwrap();
     let clock = std::sync::Arc::new(common::SystemClock);
-    let err = authorization_server::AppState::build(config, clock)
+    let err = AuthorizationServer::router(config, clock)
         .err()
         .unwrap()
         .to_string();
@@ -222,8 +224,8 @@ fn a_key_others_can_read_stops_start_up() {
         ("SIGNING_KEY_FILE", key_file),
     ] {
         let env = common::config::Env::from_pairs([(var, value)]);
-        let config = authorization_server::Config::from_env(&env).unwrap();
-        let err = authorization_server::AppState::build(config, clock.clone())
+        let config = Config::from_env(&env).unwrap();
+        let err = AuthorizationServer::router(config, clock.clone())
             .err()
             .unwrap()
             .to_string();

@@ -77,6 +77,7 @@ async fn past_max_live_codes_no_code_is_issued_until_one_is_redeemed_or_expires(
 async fn limits_of_zero_or_garbage_stop_start_up() {
     use authorization_server::Config;
     use common::config::Env;
+    use common::service::ServiceConfig;
     for (var, value) in [
         ("MAX_LIVE_CODES", "0"),
         ("MAX_LIVE_CODES", "many"),

@@ -11,10 +11,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::clock::ManualClock;
 use common::config::Env;
+use common::service::{Service, ServiceConfig};
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oauth::{AccessTokenClaims, ErrorBody, Scope};
-use resource_server::{AppState, Config};
+use resource_server::{Config, ResourceServer};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -301,7 +302,7 @@ impl TestApp {
 pub async fn start_resource_server(config: Config, clock: Arc<ManualClock>) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
-    let router = resource_server::router(AppState::build(config, clock).unwrap());
+    let router = ResourceServer::router(config, clock).unwrap();
     tokio::spawn(common::server::serve(
         listener,
         router,

@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use common::config::Env;
-use common::service::Service;
+use common::service::{Service, ServiceConfig};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
