@@ -59,7 +59,7 @@ pub struct Metadata {
 impl App {
     /// Handles an authorization request from `peer`; `Ok` is where to redirect the user agent
     /// (with a code or with an error), `Err` an error the user must see without a redirect.
-    pub async fn authorize(&self, params: &Params, peer: IpAddr) -> Result<String, Error> {
+    pub async fn authorize(&self, params: &Params<'_>, peer: IpAddr) -> Result<String, Error> {
         let client = &self.config.client;
         let issuer = self.config.issuer();
         match authorize::authorize(
@@ -151,7 +151,7 @@ impl App {
     pub async fn token(
         &self,
         authorization: Option<&str>,
-        params: &Params,
+        params: &Params<'_>,
         peer: IpAddr,
     ) -> Result<TokenResponse, Error> {
         let client = &self.config.client;

@@ -78,7 +78,7 @@ pub fn authorize(
     let code_challenge =
         parse_code_challenge(single("code_challenge"), single("code_challenge_method"))
             .map_err(&refuse)?;
-    let resource = parse_resource(params.all("resource"), scope, resource_server_public_url)
+    let resource = parse_resource(&params.all("resource"), scope, resource_server_public_url)
         .map_err(&refuse)?;
     let user = match single("login_hint") {
         None => {
@@ -161,7 +161,7 @@ fn parse_code_challenge(
 /// RFC 8707 §2: when given, `resource` must be exactly one absolute URI without fragment, and ours
 /// for the requested scope; when absent it is derived from the scope.
 fn parse_resource(
-    given: &[String],
+    given: &[&str],
     scope: Scope,
     resource_server_public_url: &Url,
 ) -> Result<String, OAuthError> {
@@ -257,28 +257,28 @@ mod tests {
         ]
     }
 
-    fn query(pairs: &[(&str, String)]) -> Params {
+    fn query(pairs: &[(&str, String)]) -> Params<'static> {
         let mut serializer = form_urlencoded::Serializer::new(String::new());
         for (k, v) in pairs {
             serializer.append_pair(k, v);
         }
-        Params::parse(&serializer.finish())
+        Params::parse(serializer.finish().leak())
     }
 
-    fn with(name: &str, value: &str) -> Params {
+    fn with(name: &str, value: &str) -> Params<'static> {
         let mut pairs = valid_pairs();
         pairs.retain(|(k, _)| *k != name);
         pairs.push((Box::leak(name.to_owned().into_boxed_str()), value.into()));
         query(&pairs)
     }
 
-    fn without(name: &str) -> Params {
+    fn without(name: &str) -> Params<'static> {
         let mut pairs = valid_pairs();
         pairs.retain(|(k, _)| *k != name);
         query(&pairs)
     }
 
-    fn repeated(name: &str) -> Params {
+    fn repeated(name: &str) -> Params<'static> {
         let mut pairs = valid_pairs();
         let value = pairs.iter().find(|(k, _)| *k == name).unwrap().1.clone();
         pairs.push((Box::leak(name.to_owned().into_boxed_str()), value));

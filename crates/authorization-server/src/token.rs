@@ -214,7 +214,7 @@ mod tests {
         format!("Basic {}", STANDARD.encode(raw))
     }
 
-    fn form(body: &str) -> Params {
+    fn form(body: &str) -> Params<'_> {
         Params::parse(body)
     }
 
@@ -298,7 +298,7 @@ mod tests {
         assert_eq!(mismatched.unwrap_err().code, ErrorCode::InvalidRequest);
     }
 
-    fn token_form(overrides: &[(&str, Option<&str>)]) -> Params {
+    fn token_form(overrides: &[(&str, Option<&str>)]) -> Params<'static> {
         let mut pairs = vec![
             ("grant_type", Some("authorization_code")),
             ("code", Some("abc")),
@@ -315,7 +315,7 @@ mod tests {
                 serializer.append_pair(k, v);
             }
         }
-        Params::parse(&serializer.finish())
+        Params::parse(serializer.finish().leak())
     }
 
     #[test]
@@ -362,9 +362,10 @@ mod tests {
 
     #[test]
     fn a_repeated_parameter_is_invalid_request() {
-        let params = Params::parse(&format!(
+        let raw = format!(
             "grant_type=authorization_code&code=a&code=b&redirect_uri={REDIRECT}&code_verifier={VERIFIER}"
-        ));
+        );
+        let params = Params::parse(&raw);
         assert_eq!(
             parse_token_request(&params).unwrap_err().code,
             ErrorCode::InvalidRequest
