@@ -30,8 +30,8 @@ pub struct App {
     pub metrics: Metrics,
 }
 
-/// The successful token response (RFC 6749 §5.1).
-/// RFC 6749 §5.1: the access token (an RFC 9068 JWT valid for five seconds) for one endpoint.
+/// The successful token response (RFC 6749 §5.1): the access token (an RFC 9068 JWT valid for
+/// five seconds) for one endpoint.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,

@@ -1,7 +1,7 @@
 //! The one outbound HTTP client of a service: hyper-util's pooled client (the one under reqwest)
 //! with rustls and hickory's resolver. reqwest's own layers cost the webapp ≈ 100,000
 //! instructions a user call, most of it re-parsing URLs for a redirect layer that never follows a
-//! redirect (docs/performance.md); the requests here are built from URIs made once.
+//! redirect (docs/performance.md). Callers build their requests from URLs checked at start.
 //!
 //! Every call has a timeout and reads at most [`MAX_ANSWER_BYTES`] of its answer; redirects are
 //! never followed (a redirect from the authorization server is data, not a hop). `https` peers are
@@ -26,14 +26,14 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::OnceCell;
 
+use crate::service::BoxError;
+
 /// How long a pooled connection may wait for its next call.
 pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most of an answer's body that is read unless the client says otherwise
 /// ([`HttpClient::with_max_answer`]): a redirect, a token or a time is far smaller.
 pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request's body: the whole of it, in memory.
 pub type RequestBody = Full<Bytes>;
@@ -56,7 +56,7 @@ pub enum CallError {
     TimedOut,
     #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
-    /// The connection broke or the answer could not be read (or was larger than allowed).
+    /// The connection broke or the answer could not be read.
     #[error("{0}")]
     Failed(String),
 }
