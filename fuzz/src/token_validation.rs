@@ -16,9 +16,9 @@ use base64::Engine;
 use common::config::Env;
 use common::service::ServiceConfig;
 use ed25519_dalek::Signer;
-use jsonwebtoken::DecodingKey;
 use oauth::{AccessTokenClaims, Scope};
 use resource_server::validation::TokenValidator;
+use resource_server::verifying_key::VerifyingKey;
 use resource_server::{Config, Error};
 use serde_json::{json, Map, Value};
 
@@ -34,7 +34,7 @@ struct Fixture {
     validator: TokenValidator,
     signing: ed25519_dalek::SigningKey,
     other: ed25519_dalek::SigningKey,
-    decoding: DecodingKey,
+    decoding: VerifyingKey,
 }
 
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
@@ -49,10 +49,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     ]);
     let config = Config::from_env(&env).expect("the fuzz configuration is valid");
     let signing = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
-    let decoding = DecodingKey::from_ed_components(
-        &URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes()),
-    )
-    .expect("an Ed25519 public key");
+    let decoding = VerifyingKey::Ed(signing.verifying_key());
     Fixture {
         validator: TokenValidator::new(&config),
         signing,

@@ -35,11 +35,12 @@ use common::request_id::{self, RequestId};
 use common::Clock;
 use http::header::{HeaderMap, ACCEPT, CACHE_CONTROL};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind};
+use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::verifying_key::VerifyingKey;
 
 /// A JWKS larger than this is refused (ours holds a handful of keys).
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -51,10 +52,7 @@ pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(5);
 /// The longest `max-age` honoured: a hostile or mistaken header cannot pin a key for longer.
 pub const MAX_MAX_AGE: Duration = Duration::from_secs(MAX_JWKS_MAX_AGE_SECONDS);
 
-/// Least RSA modulus size (RFC 7518 §3.3: 2048 bits at least).
-const MIN_RSA_MODULUS_BYTES: usize = 2048 / 8;
-
-type KeySet = HashMap<String, Arc<DecodingKey>>;
+type KeySet = HashMap<String, Arc<VerifyingKey>>;
 
 /// What made the cache fetch the JWKS: the `reason` of `jwks_fetches_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +126,7 @@ impl KeyCache {
     /// stale, and the last fetch is older than the refetch interval. A fetch carries
     /// `request_id`, the id of the request that needed it, so the authorization server's log
     /// shows which call made it.
-    pub async fn key(&self, kid: &str, request_id: &RequestId) -> Result<Arc<DecodingKey>, Error> {
+    pub async fn key(&self, kid: &str, request_id: &RequestId) -> Result<Arc<VerifyingKey>, Error> {
         let cached = self.cached();
         match cached.keys.get(kid) {
             Some(key) if self.clock.now() < cached.fresh_until => Ok(Arc::clone(key)),
@@ -156,7 +154,7 @@ impl KeyCache {
         last_fetch: &mut Option<LastFetch>,
         reason: FetchReason,
         request_id: &RequestId,
-    ) -> Result<Arc<DecodingKey>, Error> {
+    ) -> Result<Arc<VerifyingKey>, Error> {
         // Another request may have fetched while this one waited for the lock.
         let cached = self.cached();
         let now = self.clock.now();
@@ -330,7 +328,7 @@ fn key_algorithm_is(alg: KeyAlgorithm, pinned: Algorithm) -> bool {
     )
 }
 
-fn usable_key(jwk: &Jwk, algorithm: Algorithm) -> Option<DecodingKey> {
+fn usable_key(jwk: &Jwk, algorithm: Algorithm) -> Option<VerifyingKey> {
     if let Some(alg) = jwk.common.key_algorithm {
         if !key_algorithm_is(alg, algorithm) {
             return None;
@@ -353,20 +351,7 @@ fn usable_key(jwk: &Jwk, algorithm: Algorithm) -> Option<DecodingKey> {
     if !type_fits {
         return None;
     }
-    let key = DecodingKey::from_jwk(jwk).ok()?;
-    // Shapes the verifiers rely on (jsonwebtoken's EdDSA verifier slices the first 32 bytes).
-    let shape_fits = match key.kind() {
-        DecodingKeyKind::SecretOrDer(bytes) => match algorithm {
-            Algorithm::EdDSA => bytes.len() == 32,
-            Algorithm::ES256 => bytes.len() == 65,
-            _ => false,
-        },
-        DecodingKeyKind::RsaModulusExponent { n, .. } => {
-            let significant = n.iter().skip_while(|byte| **byte == 0).count();
-            significant >= MIN_RSA_MODULUS_BYTES
-        }
-    };
-    shape_fits.then_some(key)
+    VerifyingKey::new(&DecodingKey::from_jwk(jwk).ok()?, algorithm)
 }
 
 #[cfg(test)]
@@ -412,6 +397,9 @@ mod tests {
     }
 
     const X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+    /// P-256's base point, a point on the curve.
+    const P256_X: &str = "axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY";
+    const P256_Y: &str = "T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU";
 
     fn parse(keys: serde_json::Value, algorithm: Algorithm) -> Vec<String> {
         let body = json!({ "keys": keys }).to_string();
@@ -434,7 +422,8 @@ mod tests {
             {"kty": "OKP", "crv": "Ed25519", "x": X},
             {"kty": "oct", "k": X, "kid": "hmac"},
             {"kty": "oct", "k": X, "kid": "hmac-alg", "alg": "HS256"},
-            {"kty": "EC", "crv": "P-256", "x": X, "y": X, "kid": "ec"},
+            {"kty": "EC", "crv": "P-256", "x": P256_X, "y": P256_Y, "kid": "ec"},
+            {"kty": "EC", "crv": "P-256", "x": X, "y": X, "kid": "off-the-curve"},
             {"kty": "weird", "kid": "weird"},
         ]);
         assert_eq!(

@@ -20,6 +20,7 @@ mod metrics;
 pub mod request;
 pub mod routes;
 pub mod validation;
+pub mod verifying_key;
 
 pub use config::Config;
 pub use error::Error;
