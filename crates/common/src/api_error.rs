@@ -28,10 +28,17 @@ pub fn respond(error: &impl ApiError) -> Response {
     } else {
         tracing::info!(status = status.as_u16(), error = %error, "request refused");
     }
-    let mut response = (status, Json(error.body())).into_response();
+    let mut response = json_error(status, error.body());
+    error.add_headers(response.headers_mut());
+    response
+}
+
+/// A JSON error answer that is never cached: every error answer of the kit (404, 405, the input
+/// limits', a panic's) and of the services ([`respond`]) is built here.
+pub fn json_error(status: StatusCode, body: ErrorBody) -> Response {
+    let mut response = (status, Json(body)).into_response();
     let headers = response.headers_mut();
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    error.add_headers(headers);
     response
 }

@@ -26,7 +26,7 @@ use axum::body::HttpBody;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::{Json, Router};
+use axum::Router;
 use http::header::{CONNECTION, CONTENT_TYPE};
 use http::{HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -41,6 +41,7 @@ use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
+use crate::api_error::json_error;
 use crate::request_id::{RequestId, HEADER};
 use crate::telemetry::PANIC_TARGET;
 use oauth::{ErrorBody, ErrorCode};
@@ -221,11 +222,10 @@ fn too_large() -> Response {
 }
 
 fn refuse(status: StatusCode, description: String) -> Response {
-    (
+    json_error(
         status,
-        axum::Json(ErrorBody::new(ErrorCode::InvalidRequest, description)),
+        ErrorBody::new(ErrorCode::InvalidRequest, description),
     )
-        .into_response()
 }
 
 /// A Sentry hub for one request: the process's client and an empty scope, so an event carries
@@ -356,11 +356,10 @@ pub async fn track(
 /// backtrace) to Sentry when Sentry is on; this line is for the logs.
 fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!(target: PANIC_TARGET, "the handler panicked; answered 500");
-    (
+    json_error(
         StatusCode::INTERNAL_SERVER_ERROR,
-        Json(ErrorBody::new(ErrorCode::ServerError, "internal error")),
+        ErrorBody::new(ErrorCode::ServerError, "internal error"),
     )
-        .into_response()
 }
 
 /// This service's metrics.
@@ -447,6 +446,7 @@ mod tests {
         let router = app();
         let response = call(&router, "/boom", None).await;
         assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()["cache-control"], "no-store");
         assert!(response.headers().contains_key(&HEADER));
         assert!(body(response).await.contains("server_error"));
         call(&router, "/ok", None).await;

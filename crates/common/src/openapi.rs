@@ -3,7 +3,7 @@
 //! of every route ([`finish`]). The documents themselves are collected by each service's router
 //! ([`crate::router`]).
 
-use axum::Json;
+use axum::response::Response;
 use http::StatusCode;
 use serde::Serialize;
 use utoipa::openapi::path::Operation;
@@ -11,6 +11,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa::{Modify, ToSchema};
 
+use crate::api_error::json_error;
 use crate::observability::{MAX_BODY_BYTES, MAX_URI_BYTES};
 use oauth::{ErrorBody, ErrorCode};
 
@@ -28,21 +29,21 @@ impl Health {
 }
 
 /// The fallback answer for a path no route serves.
-pub async fn not_found() -> (StatusCode, Json<ErrorBody>) {
-    (
+pub async fn not_found() -> Response {
+    json_error(
         StatusCode::NOT_FOUND,
-        Json(ErrorBody::new(ErrorCode::NotFound, "no such endpoint")),
+        ErrorBody::new(ErrorCode::NotFound, "no such endpoint"),
     )
 }
 
 /// The answer for a method a route does not serve (axum adds the `Allow` header).
-pub async fn method_not_allowed() -> (StatusCode, Json<ErrorBody>) {
-    (
+pub async fn method_not_allowed() -> Response {
+    json_error(
         StatusCode::METHOD_NOT_ALLOWED,
-        Json(ErrorBody::new(
+        ErrorBody::new(
             ErrorCode::InvalidRequest,
             "method not allowed on this endpoint",
-        )),
+        ),
     )
 }
 

@@ -84,6 +84,14 @@ mod tests {
     }
 
     async fn call(method: &str, uri: &str) -> (u16, serde_json::Value) {
+        let (status, body, _) = call_with_headers(method, uri).await;
+        (status, body)
+    }
+
+    async fn call_with_headers(
+        method: &str,
+        uri: &str,
+    ) -> (u16, serde_json::Value, http::HeaderMap) {
         let request = http::Request::builder()
             .method(method)
             .uri(uri)
@@ -91,10 +99,15 @@ mod tests {
             .unwrap();
         let response = router().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = axum::body::to_bytes(response.into_body(), 1 << 20)
             .await
             .unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or_default())
+        (
+            status,
+            serde_json::from_slice(&body).unwrap_or_default(),
+            headers,
+        )
     }
 
     #[tokio::test]
@@ -126,12 +139,14 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_paths_and_methods_get_the_json_fallbacks() {
-        let (status, body) = call("GET", "/nowhere").await;
+        let (status, body, headers) = call_with_headers("GET", "/nowhere").await;
         assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
-        let (status, body) = call("GET", "/things").await;
+        assert_eq!(headers["cache-control"], "no-store");
+        let (status, body, headers) = call_with_headers("GET", "/things").await;
         assert_eq!(
             (status, body["error"].as_str()),
             (405, Some("invalid_request"))
         );
+        assert_eq!(headers["cache-control"], "no-store");
     }
 }

@@ -801,6 +801,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status(), 414);
+        assert_eq!(response.headers()["cache-control"], "no-store");
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request");
     }
@@ -817,6 +818,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(declared.status(), 413);
+        assert_eq!(declared.headers()["cache-control"], "no-store");
         let body: serde_json::Value = declared.json().await.unwrap();
         assert_eq!(body["error"], "invalid_request");
 
