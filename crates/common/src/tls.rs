@@ -370,12 +370,15 @@ mod tests {
     #[tokio::test]
     async fn one_service_serves_https_and_plain_http_side_by_side() {
         let files = Files::new(&new_ca());
+        // An address of their own: no other test's listener can take a port freed at the stop
+        // and answer the closing checks below.
+        let own = "127.77.0.1:0";
         let tls = Listener {
-            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            tcp: tokio::net::TcpListener::bind(own).await.unwrap(),
             tls: Some(TlsAcceptor::load(&files.config()).unwrap()),
             role: crate::server::Role::All,
         };
-        let plain = Listener::from(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let plain = Listener::from(tokio::net::TcpListener::bind(own).await.unwrap());
         let (tls_addr, plain_addr) = (
             tls.tcp.local_addr().unwrap(),
             plain.tcp.local_addr().unwrap(),
