@@ -34,32 +34,30 @@ use crate::error_reporting::{self, SentrySettings};
 fn text_fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + Send + Sync + 'static {
     use tracing_subscriber::field::MakeExt;
     tracing_subscriber::fmt::format::debug_fn(|writer, field, value| {
-        let text = format!("{value:?}");
-        let value = escape_controls(&text);
-        if field.name() == "message" {
-            write!(writer, "{value}")
-        } else {
-            write!(writer, "{field}={value}")
+        if field.name() != "message" {
+            write!(writer, "{field}=")?;
         }
+        fmt::Write::write_fmt(&mut EscapeControls(writer), format_args!("{value:?}"))
     })
     .delimited(" ")
 }
 
-/// `text` with each control character (CR, LF, ESC, …) written as its Rust escape (`\n`,
-/// `\u{1b}`).
-fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return std::borrow::Cow::Borrowed(text);
-    }
-    let mut escaped = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if c.is_control() {
-            escaped.extend(c.escape_default());
-        } else {
-            escaped.push(c);
+/// Writes on to `W` with each control character (CR, LF, ESC, …) as its Rust escape (`\n`,
+/// `\u{1b}`), as the text arrives: no copy of a field's text is made.
+struct EscapeControls<W>(W);
+
+impl<W: fmt::Write> fmt::Write for EscapeControls<W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let mut rest = text;
+        while let Some((at, control)) = rest.char_indices().find(|(_, c)| c.is_control()) {
+            self.0.write_str(&rest[..at])?;
+            for escaped in control.escape_default() {
+                self.0.write_char(escaped)?;
+            }
+            rest = &rest[at + control.len_utf8()..];
         }
+        self.0.write_str(rest)
     }
-    std::borrow::Cow::Owned(escaped)
 }
 
 /// The target of the log line written when a handler panics: the panic itself already reached
