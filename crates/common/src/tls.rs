@@ -370,15 +370,12 @@ mod tests {
     #[tokio::test]
     async fn one_service_serves_https_and_plain_http_side_by_side() {
         let files = Files::new(&new_ca());
-        // An address of their own: no other test's listener can take a port freed at the stop
-        // and answer the closing checks below.
-        let own = "127.77.0.1:0";
         let tls = Listener {
-            tcp: tokio::net::TcpListener::bind(own).await.unwrap(),
+            tcp: tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
             tls: Some(TlsAcceptor::load(&files.config()).unwrap()),
             role: crate::server::Role::All,
         };
-        let plain = Listener::from(tokio::net::TcpListener::bind(own).await.unwrap());
+        let plain = Listener::from(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap());
         let (tls_addr, plain_addr) = (
             tls.tcp.local_addr().unwrap(),
             plain.tcp.local_addr().unwrap(),
@@ -493,11 +490,9 @@ mod tests {
             healthz(&client, addr).await.is_err(),
             "reloaded without the signal"
         );
-        let status = std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        // Sent by a call, not by a `kill` child: a forked child would hold every socket of this
+        // process, other tests' listeners included, until it execs.
+        nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP).unwrap();
         served_within(&client, addr, 10, "no reload on SIGHUP").await;
     }
 
