@@ -148,17 +148,6 @@ impl fmt::Display for Answer {
     }
 }
 
-/// A transport error with its causes (reqwest's own text hides them).
-pub fn describe(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::http::describe;
 use crate::oauth::USER;
 use crate::report::{Report, Tally};
+use test_client::describe;
 
 const ENDPOINTS: [&str; 2] = ["epoch_time", "current_time"];
 

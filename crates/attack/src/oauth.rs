@@ -6,7 +6,8 @@ use test_client::{ClientIdentity, Pkce, Redirect, CLIENT_ID, CLIENT_SECRET};
 use url::form_urlencoded::Serializer;
 
 use crate::error::{Context, Error};
-use crate::http::{describe, Answer};
+use crate::http::Answer;
+use test_client::describe;
 
 pub const USER: &str = "alice";
 const SCOPE: &str = "epoch_time";

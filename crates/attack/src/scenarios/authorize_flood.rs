@@ -9,9 +9,9 @@ use test_client::{Pkce, Redirect};
 use super::{Ctx, Scenario};
 use crate::cli::FloodArgs;
 use crate::error::Error;
-use crate::http::describe;
 use crate::oauth;
 use crate::report::{mib, Report, Tally};
+use test_client::describe;
 
 /// The first figure after the flood, and the margin past the code lifetime for the last one.
 const SETTLE: Duration = Duration::from_secs(2);

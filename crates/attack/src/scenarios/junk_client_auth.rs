@@ -26,9 +26,10 @@ use test_client::{Pkce, CLIENT_ID, CLIENT_SECRET};
 use super::{Ctx, Scenario};
 use crate::cli::JunkArgs;
 use crate::error::{Context, Error};
-use crate::http::{describe, raw_post_form, socket_addr, Answer};
+use crate::http::{raw_post_form, socket_addr, Answer};
 use crate::oauth;
 use crate::report::{mib, Report, Tally};
+use test_client::describe;
 
 /// Wrong secrets sent at most while building the lock (its wait doubles per failure).
 const MAX_LOCK_ATTEMPTS: u32 = 30;

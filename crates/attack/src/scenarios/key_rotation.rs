@@ -15,9 +15,10 @@ use serde_json::{Map, Value};
 use super::{Ctx, Scenario};
 use crate::cli::RotationArgs;
 use crate::error::{Context, Error};
-use crate::http::{describe, Answer};
+use crate::http::Answer;
 use crate::oauth;
 use crate::report::{tenths, Report};
+use test_client::describe;
 
 const POLL: Duration = Duration::from_millis(200);
 /// Once refused, the old key's tokens are watched this long more: a refusal must last.
