@@ -2,11 +2,15 @@
 //! their one set of defaults and their checks, so that adding one is a change of this file alone.
 //! Every service embeds the same value in its configuration.
 
+use std::time::Duration;
+
 use jsonwebtoken::Algorithm;
 use oauth::{ClientId, ClientSecret, RedirectUri, Scope};
+use rustls::pki_types::CertificateDer;
 use url::Url;
 
 use crate::config::{origin_string, ConfigError, Env};
+use crate::http_client::{BuildError, HttpClient};
 
 /// What all three services must agree on, read once by each ([`from_env`]): a service never has
 /// its own copy of one of these settings.
@@ -46,6 +50,41 @@ pub const SIGNING_ALGORITHM: &str = "SIGNING_ALGORITHM";
 pub const CLIENT_SECRET: &str = "CLIENT_SECRET";
 pub const CLIENT_SECRET_FILE: &str = "CLIENT_SECRET_FILE";
 pub const DEFAULT_CLIENT_SECRET: &str = "qwerty";
+
+/// How the two services that call others (the resource server for its JWKS, the webapp for the
+/// whole flow) reach the authorization server and make their calls: one set of names and defaults.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `AUTHORIZATION_SERVER_URL`: the authorization server as the other services reach it.
+    pub authorization_server_url: Url,
+    /// `UPSTREAM_TIMEOUT_MS`: the timeout of every outbound call.
+    pub timeout: Duration,
+    /// `TLS_CA_FILE`: trusted for every outbound call beside the compiled-in roots.
+    pub ca_certificates: Vec<CertificateDer<'static>>,
+}
+
+impl Upstream {
+    /// The outbound client these settings describe.
+    pub fn http_client(&self) -> Result<HttpClient, BuildError> {
+        HttpClient::new(self.timeout, &self.ca_certificates)
+    }
+}
+
+pub const AUTHORIZATION_SERVER_URL: &str = "AUTHORIZATION_SERVER_URL";
+pub const DEFAULT_AUTHORIZATION_SERVER_URL: &str = "http://127.0.0.1:8081";
+pub const UPSTREAM_TIMEOUT_MS: &str = "UPSTREAM_TIMEOUT_MS";
+pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 3000;
+
+/// Reads the settings of a service that calls others; off loopback the authorization server is
+/// reached over `https` unless `ALLOW_INSECURE_HTTP=true`.
+pub fn upstream(env: &Env) -> Result<Upstream, ConfigError> {
+    Ok(Upstream {
+        authorization_server_url: env
+            .secure_base_url(AUTHORIZATION_SERVER_URL, DEFAULT_AUTHORIZATION_SERVER_URL)?,
+        timeout: env.millis(UPSTREAM_TIMEOUT_MS, DEFAULT_UPSTREAM_TIMEOUT_MS)?,
+        ca_certificates: crate::tls::client_ca_certificates(env)?,
+    })
+}
 
 /// Reads the shared settings (see docs/configuration.md). The issuer and the redirect URI cross
 /// the user's agent: `https`, or `http` on loopback only, unless `ALLOW_INSECURE_HTTP=true`.
@@ -119,6 +158,32 @@ mod tests {
             client_secret(&Env::from_vars(&[])).unwrap().expose(),
             "qwerty"
         );
+    }
+
+    #[test]
+    fn upstream_defaults_and_checks() {
+        let upstream = upstream(&Env::from_vars(&[])).unwrap();
+        assert_eq!(
+            origin_string(&upstream.authorization_server_url),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(upstream.timeout, std::time::Duration::from_millis(3000));
+        assert!(upstream.ca_certificates.is_empty());
+        for (var, bad) in [
+            (AUTHORIZATION_SERVER_URL, "http://as/path"),
+            // clear text off loopback
+            (AUTHORIZATION_SERVER_URL, "http://authorization-server:8081"),
+            (UPSTREAM_TIMEOUT_MS, "0"),
+            (UPSTREAM_TIMEOUT_MS, "soon"),
+        ] {
+            let err = super::upstream(&Env::from_vars(&[(var, bad)])).unwrap_err();
+            assert_eq!(err.var, var, "{bad}");
+        }
+        let allowed = Env::from_vars(&[
+            (AUTHORIZATION_SERVER_URL, "http://authorization-server:8081"),
+            ("ALLOW_INSECURE_HTTP", "true"),
+        ]);
+        assert!(super::upstream(&allowed).is_ok());
     }
 
     #[test]

@@ -5,15 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::config::{origin_string, ConfigError, Env};
-use common::deployment::Deployment;
+use common::deployment::{Deployment, Upstream};
 use common::service::ServiceConfig;
-use common::tls::CertificateDer;
-use url::Url;
 
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:8082";
-pub const DEFAULT_AUTHORIZATION_SERVER_URL: &str = "http://127.0.0.1:8081";
 pub const DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS: u64 = 2;
-pub const DEFAULT_UPSTREAM_TIMEOUT_MS: u64 = 3000;
 
 /// Where the authorization server publishes its keys, relative to `AUTHORIZATION_SERVER_URL`.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -25,14 +21,11 @@ pub struct Config {
     /// endpoint's path); and the only signature algorithm accepted (RFC 8725 §3.1: pinned, never
     /// taken from a token).
     pub deployment: Deployment,
-    /// Internal URL of the authorization server; the JWKS is fetched from `{this}/.well-known/jwks.json`.
-    pub authorization_server_url: Url,
+    /// How the authorization server is reached; the JWKS is fetched from
+    /// `{AUTHORIZATION_SERVER_URL}/.well-known/jwks.json`.
+    pub upstream: Upstream,
     /// Least time between two JWKS fetches (an unknown `kid` or a stale key set triggers one).
     pub jwks_refetch_interval: Duration,
-    /// Timeout of every outbound call (the JWKS fetch).
-    pub upstream_timeout: Duration,
-    /// `TLS_CA_FILE`: trusted for the JWKS fetch beside the compiled-in roots.
-    pub ca_certificates: Vec<CertificateDer<'static>>,
 }
 
 impl ServiceConfig for Config {
@@ -40,14 +33,11 @@ impl ServiceConfig for Config {
         Ok(Self {
             listen_addr: env.socket_addr("RESOURCE_SERVER_LISTEN_ADDR", DEFAULT_LISTEN_ADDR)?,
             deployment: common::deployment::from_env(env)?,
-            authorization_server_url: env
-                .secure_base_url("AUTHORIZATION_SERVER_URL", DEFAULT_AUTHORIZATION_SERVER_URL)?,
+            upstream: common::deployment::upstream(env)?,
             jwks_refetch_interval: Duration::from_secs(env.seconds(
                 "JWKS_REFETCH_INTERVAL_SECONDS",
                 DEFAULT_JWKS_REFETCH_INTERVAL_SECONDS,
             )?),
-            upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", DEFAULT_UPSTREAM_TIMEOUT_MS)?,
-            ca_certificates: common::tls::client_ca_certificates(env)?,
         })
     }
 
@@ -61,7 +51,7 @@ impl Config {
     pub fn jwks_url(&self) -> String {
         format!(
             "{}{JWKS_PATH}",
-            origin_string(&self.authorization_server_url)
+            origin_string(&self.upstream.authorization_server_url)
         )
     }
 }
@@ -83,7 +73,6 @@ mod tests {
             "http://127.0.0.1:8081/.well-known/jwks.json"
         );
         assert_eq!(config.jwks_refetch_interval, Duration::from_secs(2));
-        assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
     }
 
     #[test]

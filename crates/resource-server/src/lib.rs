@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use common::http_client::HttpClient;
 use common::service::{BoxError, Service};
 use common::Clock;
 use prometheus::Registry;
@@ -41,7 +40,9 @@ impl Service for ResourceServer {
 
     /// Builds the state; the JWKS is not fetched here but when a token first needs a key.
     fn build(config: Config, clock: Arc<dyn Clock>, registry: &Registry) -> Result<Self, BoxError> {
-        let client = HttpClient::new(config.upstream_timeout, &config.ca_certificates)?
+        let client = config
+            .upstream
+            .http_client()?
             .with_max_answer(jwks::MAX_JWKS_BYTES);
         let metrics = metrics::Metrics::register(registry)?;
         Ok(Self {

@@ -1,12 +1,10 @@
 //! The webapp's settings, read and validated once at start-up (see `docs/configuration.md`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use common::config::{ConfigError, Env};
-use common::deployment::Deployment;
+use common::deployment::{Deployment, Upstream};
 use common::service::ServiceConfig;
-use common::tls::CertificateDer;
 use oauth::{ClientSecret, UserName};
 use url::Url;
 
@@ -20,18 +18,14 @@ pub struct Config {
     /// The settings all three services share: the issuer is the `iss` a redirect must carry
     /// (RFC 9207), compared exactly; the redirect URI is sent and compared as written.
     pub deployment: Deployment,
-    /// `AUTHORIZATION_SERVER_URL`: how the webapp reaches `/authorize` and `/token`.
-    pub authorization_server_url: Url,
+    /// How the webapp reaches `/authorize` and `/token`, and its calls' timeout and trusted CAs.
+    pub upstream: Upstream,
     /// `RESOURCE_SERVER_URL`: how the webapp reaches the time endpoints.
     pub resource_server_url: Url,
     /// `CLIENT_SECRET` or `CLIENT_SECRET_FILE`; never printed.
     pub client_secret: ClientSecret,
     /// `DEFAULT_USER`: the user of a call that names none.
     pub default_user: UserName,
-    /// `UPSTREAM_TIMEOUT_MS`: the timeout of every outbound call.
-    pub upstream_timeout: Duration,
-    /// `TLS_CA_FILE`: trusted for every outbound call beside the compiled-in roots.
-    pub ca_certificates: Vec<CertificateDer<'static>>,
 }
 
 impl ServiceConfig for Config {
@@ -48,14 +42,11 @@ impl ServiceConfig for Config {
                 None => None,
             },
             deployment: common::deployment::from_env(env)?,
-            authorization_server_url: env
-                .secure_base_url("AUTHORIZATION_SERVER_URL", "http://127.0.0.1:8081")?,
+            upstream: common::deployment::upstream(env)?,
             resource_server_url: env
                 .secure_base_url("RESOURCE_SERVER_URL", "http://127.0.0.1:8082")?,
             client_secret: common::deployment::client_secret(env)?,
             default_user,
-            upstream_timeout: env.millis("UPSTREAM_TIMEOUT_MS", 3000)?,
-            ca_certificates: common::tls::client_ca_certificates(env)?,
         })
     }
 
@@ -83,7 +74,7 @@ mod tests {
             common::deployment::from_env(&Env::from_vars(&[])).unwrap()
         );
         assert_eq!(
-            origin_string(&config.authorization_server_url),
+            origin_string(&config.upstream.authorization_server_url),
             "http://127.0.0.1:8081"
         );
         assert_eq!(
@@ -92,7 +83,6 @@ mod tests {
         );
         assert_eq!(config.client_secret.expose(), "qwerty");
         assert_eq!(config.default_user.as_str(), "alice");
-        assert_eq!(config.upstream_timeout, Duration::from_millis(3000));
     }
 
     #[test]

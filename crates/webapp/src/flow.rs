@@ -61,8 +61,8 @@ impl Flow {
         metrics: Metrics,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
-        let http = HttpClient::new(config.upstream_timeout, &config.ca_certificates)?;
-        let authorization_server = origin_string(&config.authorization_server_url);
+        let http = config.upstream.http_client()?;
+        let authorization_server = origin_string(&config.upstream.authorization_server_url);
         let deployment = &config.deployment;
         let authorize =
             AuthorizeEndpoint::new(&format!("{authorization_server}/authorize"), &config)?;
