@@ -17,7 +17,7 @@ use common::config::Env;
 use common::service::ServiceConfig;
 use ed25519_dalek::Signer;
 use oauth::{AccessTokenClaims, Scope};
-use resource_server::validation::TokenValidator;
+use resource_server::validation::{CheckedHeader, TokenValidator};
 use resource_server::verifying_key::VerifyingKey;
 use resource_server::{Config, Error};
 use serde_json::{json, Map, Value};
@@ -66,11 +66,18 @@ fn is_access_token_type(typ: &str) -> bool {
 /// The invariants of any outcome, whatever the token.
 fn check_outcome(token: &str, now: Duration) -> Option<AccessTokenClaims> {
     let f = &*FIXTURE;
-    let kid = f.validator.key_id(token);
-    if let Err(err) = &kid {
-        assert!(matches!(err, Error::InvalidToken(_)), "key_id: {err:?}");
+    let checked = f.validator.check_header(token);
+    if let Err(err) = &checked {
+        assert!(
+            matches!(err, Error::InvalidToken(_)),
+            "check_header: {err:?}"
+        );
     }
-    match f.validator.verify(token, &f.decoding, now) {
+    let verified = checked
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|checked| f.validator.verify(checked, &f.decoding, now));
+    match verified {
         Ok(claims) => {
             assert_eq!(claims.iss, ISSUER, "accepted a foreign issuer");
             assert!(
@@ -91,10 +98,10 @@ fn check_outcome(token: &str, now: Duration) -> Option<AccessTokenClaims> {
             assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
             assert!(header.typ.as_deref().is_some_and(is_access_token_type));
             assert!(header.crit.is_none());
-            let kid = kid.expect("key_id accepts the header of a verified token");
-            assert!(!kid.is_empty());
-            assert_eq!(header.kid.as_deref(), Some(kid.as_str()));
-            check_validate(token, now, &claims);
+            let checked = checked.expect("a verified token's header passed its checks");
+            assert!(!checked.kid().is_empty());
+            assert_eq!(header.kid.as_deref(), Some(checked.kid()));
+            check_validate(&checked, now, &claims);
             Some(claims)
         }
         Err(err) => {
@@ -106,7 +113,7 @@ fn check_outcome(token: &str, now: Duration) -> Option<AccessTokenClaims> {
 
 /// `validate` = `verify` + `authorize`: grants exactly the endpoint of `aud`, when `scope` agrees,
 /// to the registered client and the token's user.
-fn check_validate(token: &str, now: Duration, claims: &AccessTokenClaims) {
+fn check_validate(token: &CheckedHeader<'_>, now: Duration, claims: &AccessTokenClaims) {
     let f = &*FIXTURE;
     let user = &claims.sub;
     for (requested, aud) in AUDIENCES {

@@ -144,8 +144,8 @@ async fn check(
     requested: Scope,
 ) -> Result<UserName, Error> {
     let request::Credentials { token, user } = request::credentials(headers, query)?;
-    let kid = state.validator.key_id(&token)?;
-    let key = state.keys.key(&kid, request_id).await?;
+    let token = state.validator.check_header(&token)?;
+    let key = state.keys.key(token.kid(), request_id).await?;
     let claims =
         state
             .validator

@@ -1,6 +1,6 @@
 //! Access-token validation (RFC 9068 §4, RFC 8725, RFC 6750): pure domain logic, no HTTP and no
-//! I/O. The caller reads the untrusted `kid` with [`TokenValidator::key_id`], looks the key up
-//! among the keys it already trusts, then calls [`TokenValidator::verify`] and
+//! I/O. The caller checks the header with [`TokenValidator::check_header`], looks the key its
+//! untrusted `kid` names up among the keys it already trusts, then calls [`TokenValidator::verify`] and
 //! [`TokenValidator::authorize`] (or [`TokenValidator::validate`] for both). jsonwebtoken decodes
 //! the header; the signature is checked with a key decoded once ([`crate::verifying_key`]) and
 //! the claims are parsed into their types here.
@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::{Algorithm, Header};
+use jsonwebtoken::Algorithm;
 use oauth::claims::is_access_token_type;
 use oauth::{AccessTokenClaims, ClientId, Scope, UserName};
 
@@ -58,16 +58,10 @@ impl TokenValidator {
         self.algorithm
     }
 
-    /// Reads and checks the (unverified) header; returns the `kid` that selects the key.
-    pub fn key_id(&self, token: &str) -> Result<String, Error> {
+    /// Reads and checks the (unverified) header: the pinned algorithm, an access token's `typ`, no
+    /// `crit`, a `kid`.
+    pub fn check_header<'t>(&self, token: &'t str) -> Result<CheckedHeader<'t>, Error> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| MALFORMED)?;
-        self.check_header(&header)?;
-        header
-            .kid
-            .ok_or(Error::InvalidToken("the token header has no kid"))
-    }
-
-    fn check_header(&self, header: &Header) -> Result<(), Error> {
         if header.alg != self.algorithm {
             return Err(Error::InvalidToken("the token's algorithm is not accepted"));
         }
@@ -81,26 +75,24 @@ impl TokenValidator {
                 "the token header has critical extensions we do not understand",
             ));
         }
-        match header.kid.as_deref() {
-            Some(kid) if !kid.is_empty() => Ok(()),
+        match header.kid {
+            Some(kid) if !kid.is_empty() => Ok(CheckedHeader { token, kid }),
             _ => Err(Error::InvalidToken("the token header has no kid")),
         }
     }
 
-    /// Checks the header, the signature with `key`, then the claims: all present and well typed,
-    /// the issuer, the audience, the expiry and `iat` against `now` (time since the Unix epoch,
-    /// from the injected clock), a `jti`.
+    /// Checks the signature with `key`, then the claims: all present and well typed, the issuer,
+    /// the audience, the expiry and `iat` against `now` (time since the Unix epoch, from the
+    /// injected clock), a `jti`.
     pub fn verify(
         &self,
-        token: &str,
+        token: &CheckedHeader<'_>,
         key: &VerifyingKey,
         now: Duration,
     ) -> Result<AccessTokenClaims, Error> {
-        let header = jsonwebtoken::decode_header(token).map_err(|_| MALFORMED)?;
-        self.check_header(&header)?;
         // decode_header has seen three parts; a fourth would leave a '.' in the payload, which
         // base64url refuses
-        let (message, signature) = token.rsplit_once('.').ok_or(MALFORMED)?;
+        let (message, signature) = token.token.rsplit_once('.').ok_or(MALFORMED)?;
         let (_, payload) = message.split_once('.').ok_or(MALFORMED)?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| MALFORMED)?;
         if !key.verifies(message.as_bytes(), &signature) {
@@ -170,7 +162,7 @@ impl TokenValidator {
     /// [`verify`](Self::verify) then [`authorize`](Self::authorize).
     pub fn validate(
         &self,
-        token: &str,
+        token: &CheckedHeader<'_>,
         key: &VerifyingKey,
         now: Duration,
         requested: Scope,
@@ -201,6 +193,21 @@ pub fn check_issued_at(iat: u64, now: Duration) -> Result<(), Error> {
 
 const MALFORMED: Error = Error::InvalidToken("the token is malformed");
 
+/// A token whose header passed [`TokenValidator::check_header`], with the `kid` that selects its
+/// key: the only form [`TokenValidator::verify`] takes, so the header is read once and its checks
+/// cannot be skipped.
+#[derive(Debug)]
+pub struct CheckedHeader<'t> {
+    token: &'t str,
+    kid: String,
+}
+
+impl CheckedHeader<'_> {
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,7 +216,35 @@ mod tests {
     use common::config::Env;
     use common::service::ServiceConfig;
     use ed25519_dalek::pkcs8::EncodePrivateKey;
-    use jsonwebtoken::EncodingKey;
+    use jsonwebtoken::{EncodingKey, Header};
+
+    /// What the route does, one call each: the header's checks, then the rest.
+    impl TokenValidator {
+        fn key_id(&self, token: &str) -> Result<String, Error> {
+            self.check_header(token)
+                .map(|checked| checked.kid().to_owned())
+        }
+
+        fn verify_token(
+            &self,
+            token: &str,
+            key: &VerifyingKey,
+            now: Duration,
+        ) -> Result<AccessTokenClaims, Error> {
+            self.verify(&self.check_header(token)?, key, now)
+        }
+
+        fn validate_token(
+            &self,
+            token: &str,
+            key: &VerifyingKey,
+            now: Duration,
+            requested: Scope,
+            user: &UserName,
+        ) -> Result<AccessTokenClaims, Error> {
+            self.validate(&self.check_header(token)?, key, now, requested, user)
+        }
+    }
 
     const NOW: u64 = 1_795_878_245;
     const KID: &str = "key-1";
@@ -285,7 +320,7 @@ mod tests {
         assert_eq!(f.validator.key_id(&token).unwrap(), KID);
         let got = f
             .validator
-            .validate(&token, &f.decoding, at(NOW, 0), Scope::EpochTime, &alice())
+            .validate_token(&token, &f.decoding, at(NOW, 0), Scope::EpochTime, &alice())
             .unwrap();
         assert_eq!(got, claims());
     }
@@ -298,7 +333,10 @@ mod tests {
             header.typ = Some(typ.into());
             let token = sign(&f, &header, &claims());
             assert!(f.validator.key_id(&token).is_ok(), "{typ}");
-            assert!(f.validator.verify(&token, &f.decoding, at(NOW, 0)).is_ok());
+            assert!(f
+                .validator
+                .verify_token(&token, &f.decoding, at(NOW, 0))
+                .is_ok());
         }
     }
 
@@ -354,8 +392,10 @@ mod tests {
                 matches!(err, Error::InvalidToken(d) if d.contains(expected)),
                 "{err:?}"
             );
-            // verify re-checks the header even when the caller skipped key_id
-            assert!(f.validator.verify(&token, &f.decoding, at(NOW, 0)).is_err());
+            assert!(f
+                .validator
+                .verify_token(&token, &f.decoding, at(NOW, 0))
+                .is_err());
         }
     }
 
@@ -370,7 +410,10 @@ mod tests {
             f.validator.key_id(&none),
             Err(Error::InvalidToken(_))
         ));
-        assert!(f.validator.verify(&none, &f.decoding, at(NOW, 0)).is_err());
+        assert!(f
+            .validator
+            .verify_token(&none, &f.decoding, at(NOW, 0))
+            .is_err());
 
         // HS256 with the public key bytes as the secret: the classic algorithm confusion
         let mut hs = header();
@@ -384,7 +427,7 @@ mod tests {
         );
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(NOW, 0))
+                .verify_token(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err(),
             Error::InvalidToken("the token's algorithm is not accepted")
         );
@@ -406,7 +449,7 @@ mod tests {
         let token = sign(&other, &header(), &claims());
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(NOW, 0))
+                .verify_token(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err(),
             Error::InvalidToken("the token's signature is invalid")
         );
@@ -416,7 +459,7 @@ mod tests {
         let token = sign(&f, &header(), &wrong_iss);
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(NOW, 0))
+                .verify_token(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err(),
             Error::InvalidToken("the token was not issued by the trusted issuer")
         );
@@ -426,7 +469,7 @@ mod tests {
         let token = sign(&f, &header(), &foreign);
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(NOW, 0))
+                .verify_token(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err(),
             Error::InvalidToken("the token is not meant for this resource server")
         );
@@ -443,7 +486,7 @@ mod tests {
         let tampered = format!("{}.{}.{}", parts[0], payload, parts[2]);
         assert_eq!(
             f.validator
-                .verify(&tampered, &f.decoding, at(NOW, 0))
+                .verify_token(&tampered, &f.decoding, at(NOW, 0))
                 .unwrap_err(),
             Error::InvalidToken("the token's signature is invalid")
         );
@@ -467,7 +510,7 @@ mod tests {
             let token = sign(&f, &header(), &claims);
             let err = f
                 .validator
-                .verify(&token, &f.decoding, at(NOW, 0))
+                .verify_token(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err();
             assert!(matches!(err, Error::InvalidToken(_)), "{missing}: {err:?}");
         }
@@ -488,7 +531,7 @@ mod tests {
             claims[claim] = value.clone();
             let token = sign(&f, &header(), &claims);
             assert_eq!(
-                f.validator.verify(&token, &f.decoding, at(NOW, 0)),
+                f.validator.verify_token(&token, &f.decoding, at(NOW, 0)),
                 Err(Error::InvalidToken("the token is malformed")),
                 "{claim}: {value}"
             );
@@ -503,27 +546,27 @@ mod tests {
         let expired = Error::InvalidToken("the token has expired");
         assert!(f
             .validator
-            .verify(&token, &f.decoding, at(exp - 1, 500))
+            .verify_token(&token, &f.decoding, at(exp - 1, 500))
             .is_ok());
         assert!(f
             .validator
-            .verify(&token, &f.decoding, at(exp - 1, 999))
+            .verify_token(&token, &f.decoding, at(exp - 1, 999))
             .is_ok());
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(exp, 0))
+                .verify_token(&token, &f.decoding, at(exp, 0))
                 .unwrap_err(),
             expired
         );
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(exp, 1))
+                .verify_token(&token, &f.decoding, at(exp, 1))
                 .unwrap_err(),
             expired
         );
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(exp + 1, 0))
+                .verify_token(&token, &f.decoding, at(exp + 1, 0))
                 .unwrap_err(),
             expired
         );
@@ -541,14 +584,14 @@ mod tests {
         let token = sign(&f, &header(), &future);
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(NOW, 999))
+                .verify_token(&token, &f.decoding, at(NOW, 999))
                 .unwrap_err(),
             Error::InvalidToken("the token was issued in the future")
         );
         // within its own second it is fine
         assert!(f
             .validator
-            .verify(&token, &f.decoding, at(NOW + 1, 0))
+            .verify_token(&token, &f.decoding, at(NOW + 1, 0))
             .is_ok());
 
         let mut no_jti = claims();
@@ -556,7 +599,7 @@ mod tests {
         let token = sign(&f, &header(), &no_jti);
         assert_eq!(
             f.validator
-                .verify(&token, &f.decoding, at(NOW, 0))
+                .verify_token(&token, &f.decoding, at(NOW, 0))
                 .unwrap_err(),
             Error::InvalidToken("the token has no jti")
         );
@@ -620,7 +663,7 @@ mod tests {
         c.aud = "https://rs.example/current_time".into();
         c.scope = Scope::CurrentTime;
         let token = sign(&f, &header(), &c);
-        let got = f.validator.validate(
+        let got = f.validator.validate_token(
             &token,
             &f.decoding,
             at(NOW, 0),
