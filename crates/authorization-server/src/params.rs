@@ -17,10 +17,26 @@ pub struct Params<'a> {
 pub struct Repeated(pub String);
 
 impl<'a> Params<'a> {
+    /// `form_urlencoded::parse`'s pairs. A pair without `%` or `+` needs no decoding and, being
+    /// part of a `str`, no UTF-8 check: it is borrowed as it is, which halves the cost of a
+    /// request's parameters; the crate decodes the others.
     pub fn parse(raw: &'a str) -> Self {
-        Self {
-            pairs: form_urlencoded::parse(raw.as_bytes()).collect(),
-        }
+        let pairs = raw
+            .split('&')
+            .filter(|sequence| !sequence.is_empty())
+            .map(|sequence| {
+                if sequence.contains(['%', '+']) {
+                    // one sequence without '&': exactly one pair
+                    form_urlencoded::parse(sequence.as_bytes())
+                        .next()
+                        .unwrap_or_default()
+                } else {
+                    let (name, value) = sequence.split_once('=').unwrap_or((sequence, ""));
+                    (Cow::Borrowed(name), Cow::Borrowed(value))
+                }
+            })
+            .collect();
+        Self { pairs }
     }
 
     /// The parameter's one value; an empty value counts as absent (RFC 6749 §3.1).
@@ -69,6 +85,27 @@ mod tests {
         assert_eq!(params.single("b"), Ok(Some("x y")));
         assert_eq!(params.single("c"), Ok(None));
         assert_eq!(params.single("missing"), Ok(None));
+    }
+
+    #[test]
+    fn the_pairs_are_form_urlencodeds() {
+        for raw in [
+            "",
+            "&&",
+            "a=1&&b=2&",
+            "a",
+            "=x",
+            "a=b=c",
+            "a+b=c+d",
+            "x=%20%2B%3D%26",
+            "bad=%zz%2",
+            "lossy=%FF%C3",
+            "utf8=\u{e9}t\u{e9}&%C3%A9=1",
+            "redirect_uri=http%3A%2F%2Flocalhost%3A8080%2Fcallback&scope=epoch_time",
+        ] {
+            let expected: Vec<_> = form_urlencoded::parse(raw.as_bytes()).collect();
+            assert_eq!(Params::parse(raw).pairs, expected, "{raw:?}");
+        }
     }
 
     #[test]
@@ -137,6 +174,7 @@ mod tests {
             fn parses_any_text(raw in "\\PC{0,64}|[a-z=&%+0-9]{0,64}") {
                 let params = Params::parse(&raw);
                 let reference: Vec<_> = form_urlencoded::parse(raw.as_bytes()).collect();
+                prop_assert_eq!(&params.pairs, &reference);
                 for (name, _) in &reference {
                     let count = reference.iter().filter(|(n, _)| n == name).count();
                     prop_assert_eq!(params.all(name).len(), count);
