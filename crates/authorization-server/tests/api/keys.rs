@@ -78,7 +78,39 @@ async fn signing_kid(server: &TestServer) -> String {
     jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
 }
 
-/// Waits until the JWKS has `count` keys (a reload happened).
+/// The poll interval of the tests that poll: shorter than the server's idle timeout, so that a
+/// jump of the clock by it does not close the client's kept-alive connections under it.
+const POLL: Duration = Duration::from_secs(5);
+
+/// A SIGHUP reaches every reloader of this process: the tests that send one and those that count
+/// reloads take turns.
+static RELOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server polling `dir` every [`POLL`].
+async fn spawn_polling(dir: &KeyDir) -> TestServer {
+    let (path, poll) = (dir.path(), POLL.as_secs().to_string());
+    spawn(&[
+        ("SIGNING_KEYS_DIR", path.as_str()),
+        ("SIGNING_KEYS_RELOAD_SECONDS", poll.as_str()),
+    ])
+    .await
+}
+
+/// Moves Tokio's clock by one [`POLL`], so that the reloader looks at the directory once, and
+/// lets it run. Paused only for the jump: the server's sockets are real, and a paused clock
+/// left running would jump by itself whenever the runtime waits for them.
+async fn next_poll() {
+    tokio::time::pause();
+    // A millisecond over: Tokio's timers fire on whole milliseconds, deadlines rounded up.
+    tokio::time::advance(POLL + Duration::from_millis(1)).await;
+    tokio::time::resume();
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Waits until the JWKS has `count` keys: for a reload on SIGHUP, whose delivery is the kernel's,
+/// not the clock's.
 async fn wait_for_keys(server: &TestServer, count: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -87,16 +119,16 @@ async fn wait_for_keys(server: &TestServer, count: usize) -> Vec<String> {
             return kids;
         }
         assert!(Instant::now() < deadline, "still {kids:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::task::yield_now().await;
     }
 }
 
 #[tokio::test]
 async fn every_rotation_step_is_picked_up_without_a_restart() {
+    let _turn = RELOADS.lock().await;
     let dir = KeyDir::new();
     dir.add_key("one.pem");
-    let path = dir.path();
-    let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
+    let server = spawn_polling(&dir).await;
     let first = published(&server).await;
     assert_eq!(
         first.len(),
@@ -108,18 +140,17 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
     // 1. publish the next key: both verify, the old one still signs
     dir.add_key("two.pem");
     dir.activate("one.pem");
-    let both = wait_for_keys(&server, 2).await;
+    next_poll().await;
+    let both = published(&server).await;
+    assert_eq!(both.len(), 2, "{both:?}");
     assert_eq!(both[0], first[0], "the active key comes first");
     let next = both[1].clone();
     assert_eq!(signing_kid(&server).await, first[0]);
 
     // 2. switch signing to it
     dir.activate("two.pem");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while signing_kid(&server).await != next {
-        assert!(Instant::now() < deadline, "signing did not switch");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    next_poll().await;
+    assert_eq!(signing_kid(&server).await, next, "signing did not switch");
     assert_eq!(
         published(&server).await.len(),
         2,
@@ -128,7 +159,8 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
 
     // 3. retire the old key
     dir.remove("one.pem");
-    assert_eq!(wait_for_keys(&server, 1).await, std::slice::from_ref(&next));
+    next_poll().await;
+    assert_eq!(published(&server).await, std::slice::from_ref(&next));
     assert_eq!(signing_kid(&server).await, next);
 }
 
@@ -141,32 +173,25 @@ async fn key_reloads(server: &TestServer, result: &str) -> u64 {
         .await
 }
 
-/// Waits until the server has tried to reload `count` times without success.
-async fn wait_for_failed_reloads(server: &TestServer, count: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while key_reloads(server, "failed").await < count {
-        assert!(Instant::now() < deadline, "no failed reload seen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_broken_directory_keeps_the_current_keys() {
+    let _turn = RELOADS.lock().await;
     let dir = KeyDir::new();
     dir.add_key("one.pem");
     dir.activate("one.pem");
-    let path = dir.path();
-    let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
+    let server = spawn_polling(&dir).await;
     let before = published(&server).await;
 
     // Each step is one change of the directory, so each is exactly one failed reload.
     write_atomically(&dir.0, "broken.pem", b"not a key");
-    wait_for_failed_reloads(&server, 1).await;
+    next_poll().await;
+    assert_eq!(key_reloads(&server, "failed").await, 1);
     assert_eq!(published(&server).await, before);
     assert_eq!(signing_kid(&server).await, before[0]);
 
     dir.activate("missing.pem");
-    wait_for_failed_reloads(&server, 2).await;
+    next_poll().await;
+    assert_eq!(key_reloads(&server, "failed").await, 2);
     assert_eq!(signing_kid(&server).await, before[0]);
     assert_eq!(key_reloads(&server, "reloaded").await, 0);
 }
@@ -174,6 +199,7 @@ async fn a_broken_directory_keeps_the_current_keys() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_at_once() {
+    let _turn = RELOADS.lock().await;
     let dir = KeyDir::new();
     dir.add_key("one.pem");
     let path = dir.path();
@@ -186,11 +212,9 @@ async fn sighup_reloads_at_once() {
     // the handler is installed when the server is built: no wait needed before the signal
     dir.add_key("two.pem");
     dir.activate("one.pem");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // Sent by a call, not by a `kill` child: a forked child would hold every socket of this
+    // process, other tests' listeners included, until it execs.
+    nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP).unwrap();
     wait_for_keys(&server, 2).await;
 }
 
