@@ -111,7 +111,7 @@ impl TlsAcceptor {
     /// Loads the certificate and key; refuses a key that does not match the certificate or that
     /// others can read.
     pub fn load(config: &ServerTlsConfig) -> Result<Self, TlsError> {
-        let loaded = fingerprint(&[&config.cert_file, &config.key_file]);
+        let loaded = crate::signals::files_fingerprint(&[&config.cert_file, &config.key_file]);
         let certificate = Arc::new(CurrentCertificate(RwLock::new(Arc::new(
             load_certified_key(&config.cert_file, &config.key_file)?,
         ))));
@@ -142,7 +142,7 @@ impl TlsAcceptor {
             &self.certificate,
             config.reload_every,
             self.loaded,
-            move || fingerprint(&[&cert_file, &key_file]),
+            move || crate::signals::files_fingerprint(&[&cert_file, &key_file]),
             move |certificate: &CurrentCertificate| match load_certified_key(
                 &config.cert_file,
                 &config.key_file,
@@ -158,17 +158,6 @@ impl TlsAcceptor {
             },
         );
     }
-}
-
-/// A hash of both files' contents: changes when either is rewritten or replaced, however soon
-/// after the last change (a modification time can stay the same within a clock tick).
-fn fingerprint(files: &[&Path]) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    for file in files {
-        std::fs::read(file).ok().hash(&mut hasher);
-    }
-    hasher.finish()
 }
 
 /// The certificate every new handshake gets.

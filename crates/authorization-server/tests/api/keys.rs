@@ -2,7 +2,7 @@
 //! rotation, reloaded without a restart.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use authorization_server::{AuthorizationServer, Config};
 use common::service::{Service, ServiceConfig};
@@ -162,6 +162,41 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
     next_poll().await;
     assert_eq!(published(&server).await, std::slice::from_ref(&next));
     assert_eq!(signing_kid(&server).await, next);
+}
+
+/// A key rewritten to another of the same size within one tick of the file system's clock (the
+/// same modification time, set back here) is still a change.
+#[tokio::test]
+async fn a_key_replaced_by_one_of_the_same_size_and_time_is_picked_up() {
+    let _turn = RELOADS.lock().await;
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    let file = dir.0.join("one.pem");
+    let before = std::fs::metadata(&file).unwrap();
+    let server = spawn_polling(&dir).await;
+    let first = published(&server).await;
+
+    dir.add_key("one.pem");
+    set_modified(&file, before.modified().unwrap());
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+
+    next_poll().await;
+    let now = published(&server).await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, first, "the rewritten key was not picked up");
+    assert_eq!(signing_kid(&server).await, now[0]);
+    assert_eq!(key_reloads(&server, "reloaded").await, 1);
+}
+
+fn set_modified(file: &Path, at: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
 }
 
 /// `oauth_signing_key_reloads_total{result}` from the server's `/metrics`.
