@@ -96,17 +96,9 @@ async fn spawn_polling(dir: &KeyDir) -> TestServer {
     .await
 }
 
-/// Moves Tokio's clock by one [`POLL`], so that the reloader looks at the directory once, and
-/// lets it run. Paused only for the jump: the server's sockets are real, and a paused clock
-/// left running would jump by itself whenever the runtime waits for them.
+/// Moves Tokio's clock by one [`POLL`], so that the reloader looks at the directory once.
 async fn next_poll() {
-    tokio::time::pause();
-    // A millisecond over: Tokio's timers fire on whole milliseconds, deadlines rounded up.
-    tokio::time::advance(POLL + Duration::from_millis(1)).await;
-    tokio::time::resume();
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
-    }
+    common::clock::advance_timers(POLL).await;
 }
 
 /// Waits until the JWKS has `count` keys: for a reload on SIGHUP, whose delivery is the kernel's,
