@@ -1,4 +1,7 @@
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::clock::ManualClock;
 
 use crate::system::System;
 
@@ -106,19 +109,20 @@ async fn a_token_is_good_for_its_endpoint_and_user_only() {
     assert_eq!(other_user.status(), 403);
 }
 
-/// The one test that waits out the real 5 seconds: no injected clock, no leeway.
+/// The three services on one manual clock, moved past the token's 5 seconds: no leeway.
 #[tokio::test]
 async fn a_token_is_refused_once_its_five_seconds_are_over() {
-    let system = System::start().await;
+    // On a whole second, so that the token's `iat` is the clock's time to the millisecond.
+    let start = UNIX_EPOCH + Duration::from_secs(now_secs().unsigned_abs());
+    let clock = Arc::new(ManualClock::new(start));
+    let system = System::start_on(clock.clone()).await;
     let token = system.token_for("current_time", "alice").await;
-    assert_eq!(
-        system
-            .call_resource("/current_time", "alice", &token)
-            .await
-            .status(),
-        200
-    );
-    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    let fresh = system.call_resource("/current_time", "alice", &token).await;
+    assert_eq!(fresh.status(), 200);
+    clock.advance(Duration::from_millis(4_900));
+    let nearly = system.call_resource("/current_time", "alice", &token).await;
+    assert_eq!(nearly.status(), 200, "refused before its 5 s");
+    clock.advance(Duration::from_millis(200));
     let late = system.call_resource("/current_time", "alice", &token).await;
     assert_eq!(late.status(), 401);
     let challenge = late.headers()["www-authenticate"]

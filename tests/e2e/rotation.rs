@@ -1,7 +1,7 @@
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oauth::{AccessTokenClaims, Scope};
@@ -72,14 +72,17 @@ async fn rotating_the_signing_key_under_load_fails_no_call() {
     );
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Calls answered so far, by all workers.
+    let (answered, mut calls) = tokio::sync::watch::channel(0u32);
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..4 {
-        let (http, stop) = (system.http.clone(), stop.clone());
+        let (http, stop, answered) = (system.http.clone(), stop.clone(), answered.clone());
         let url = format!("{}/epoch_time?user=user{worker}", system.webapp);
         workers.spawn(async move {
             let (mut ok, mut failed) = (0u32, Vec::new());
             while !stop.load(Ordering::Relaxed) {
                 let response = http.get(&url).send().await.unwrap();
+                answered.send_modify(|calls| *calls += 1);
                 if response.status() == 200 {
                     ok += 1;
                 } else {
@@ -116,8 +119,10 @@ async fn rotating_the_signing_key_under_load_fails_no_call() {
     assert_eq!(response.status(), 401, "the retired key is refused");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_token");
-    // a little more load after the old key is gone
-    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // a little more load after the old key is gone: counted in calls, not waited for in seconds
+    let more = *calls.borrow_and_update() + 40;
+    let load = tokio::time::timeout(Duration::from_secs(30), calls.wait_for(|n| *n >= more));
+    load.await.expect("the load stopped").unwrap();
     stop.store(true, Ordering::Relaxed);
 
     let (mut ok, mut failed) = (0, Vec::new());

@@ -1,10 +1,12 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use authorization_server::AuthorizationServer;
 use common::config::Env;
 use common::server::{Listener, Listeners};
 use common::service::{Service, ServiceConfig};
 use common::tls::{ServerTlsConfig, TlsAcceptor};
+use common::{Clock, SystemClock};
 use resource_server::ResourceServer;
 use test_client::{ClientIdentity, Pkce, TestClient};
 use tokio::net::TcpListener;
@@ -23,6 +25,8 @@ pub struct System {
     pub resource_server: String,
     pub http: reqwest::Client,
     vars: Vec<(&'static str, String)>,
+    /// What every service reads the time from.
+    clock: Arc<dyn Clock>,
     stops: Vec<(&'static str, CancellationToken)>,
 }
 
@@ -32,8 +36,12 @@ async fn listener() -> (TcpListener, SocketAddr) {
     (listener, addr)
 }
 
-/// Starts `S` on `listener` with `vars`, over HTTPS when they name a certificate.
-fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> CancellationToken {
+/// Starts `S` on `listener` with `vars` on `clock`, over HTTPS when they name a certificate.
+fn start<S: Service>(
+    listener: TcpListener,
+    vars: &[(&'static str, String)],
+    clock: &Arc<dyn Clock>,
+) -> CancellationToken {
     let env = Env::from_pairs(vars.iter().cloned());
     let config = S::Config::from_env(&env).unwrap();
     let tls = ServerTlsConfig::from_env(&env)
@@ -46,7 +54,14 @@ fn start<S: Service>(listener: TcpListener, vars: &[(&'static str, String)]) -> 
     });
     let stop = CancellationToken::new();
     let shutdown = stop.clone().cancelled_owned();
-    tokio::spawn(async move { S::serve(listener, config, shutdown).await.unwrap() });
+    let clock = clock.clone();
+    // `Service::serve` with the clock given instead of the system's.
+    tokio::spawn(async move {
+        let router = S::router(config, clock).unwrap();
+        common::server::serve(listener, router, shutdown)
+            .await
+            .unwrap()
+    });
     stop
 }
 
@@ -57,7 +72,12 @@ impl System {
 
     /// Starts all three; `extra` settings apply to every service.
     pub async fn start_with(extra: &[(&'static str, &str)]) -> Self {
-        Self::start_scheme("http", extra).await
+        Self::start_scheme("http", extra, Arc::new(SystemClock)).await
+    }
+
+    /// Starts all three on `clock`, which the test moves instead of waiting.
+    pub async fn start_on(clock: Arc<dyn Clock>) -> Self {
+        Self::start_scheme("http", &[], clock).await
     }
 
     /// Starts all three over HTTPS with `cert_file` and `key_file` (a certificate for
@@ -69,7 +89,7 @@ impl System {
             ("TLS_KEY_FILE", key_file),
             ("TLS_CA_FILE", ca_file),
         ];
-        let mut system = Self::start_scheme("https", &tls).await;
+        let mut system = Self::start_scheme("https", &tls, Arc::new(SystemClock)).await;
         let ca = reqwest::Certificate::from_pem(&std::fs::read(ca_file).unwrap()).unwrap();
         system.http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -79,22 +99,24 @@ impl System {
         system
     }
 
-    async fn start_scheme(scheme: &str, extra: &[(&'static str, &str)]) -> Self {
+    async fn start_scheme(
+        scheme: &str,
+        extra: &[(&'static str, &str)],
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let (webapp_listener, webapp) = listener().await;
         let (as_listener, authorization_server) = listener().await;
         let (rs_listener, resource_server) = listener().await;
         let mut system =
             Self::configure(scheme, webapp, authorization_server, resource_server, extra);
-        system.stops.push((
-            "as",
-            start::<AuthorizationServer>(as_listener, &system.vars),
-        ));
-        system
-            .stops
-            .push(("rs", start::<ResourceServer>(rs_listener, &system.vars)));
-        system
-            .stops
-            .push(("webapp", start::<Webapp>(webapp_listener, &system.vars)));
+        system.clock = clock;
+        let (vars, clock) = (&system.vars, &system.clock);
+        let stops = [
+            ("as", start::<AuthorizationServer>(as_listener, vars, clock)),
+            ("rs", start::<ResourceServer>(rs_listener, vars, clock)),
+            ("webapp", start::<Webapp>(webapp_listener, vars, clock)),
+        ];
+        system.stops.extend(stops);
         system
     }
 
@@ -107,13 +129,12 @@ impl System {
         drop(rs_listener);
         let mut system =
             Self::configure("http", webapp, authorization_server, resource_server, &[]);
-        system.stops.push((
-            "as",
-            start::<AuthorizationServer>(as_listener, &system.vars),
-        ));
-        system
-            .stops
-            .push(("webapp", start::<Webapp>(webapp_listener, &system.vars)));
+        let (vars, clock) = (&system.vars, &system.clock);
+        let stops = [
+            ("as", start::<AuthorizationServer>(as_listener, vars, clock)),
+            ("webapp", start::<Webapp>(webapp_listener, vars, clock)),
+        ];
+        system.stops.extend(stops);
         system
     }
 
@@ -147,6 +168,7 @@ impl System {
                 .build()
                 .unwrap(),
             vars,
+            clock: Arc::new(SystemClock),
             stops: Vec::new(),
         }
     }
@@ -178,8 +200,8 @@ impl System {
                 Err(err) => panic!("{addr} still taken 10 s after the stop: {err}"),
             }
         };
-        self.stops
-            .push(("as", start::<AuthorizationServer>(listener, &self.vars)));
+        let server = start::<AuthorizationServer>(listener, &self.vars, &self.clock);
+        self.stops.push(("as", server));
     }
 
     pub async fn get(&self, url: String) -> reqwest::Response {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
@@ -52,20 +52,16 @@ pub fn spawn(
     );
 }
 
-/// Names, sizes and modification times of the directory's files: changes when a key is added,
-/// removed or rewritten, or `ACTIVE` is.
-fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .filter_map(|entry| {
-            let meta = entry.metadata().ok()?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            Some((name, meta.len(), meta.modified().ok()))
+/// The directory's files, names and contents: changes when a key is added, removed or rewritten,
+/// or `ACTIVE` is, however soon after the last change and whatever its size.
+fn fingerprint(dir: &Path) -> u64 {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| Some(entry.ok()?.path()))
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     files.sort();
-    files
+    common::signals::files_fingerprint(&files)
 }

@@ -20,7 +20,7 @@ impl Clock for SystemClock {
 }
 
 #[cfg(any(test, feature = "test-support"))]
-pub use manual::ManualClock;
+pub use manual::{advance_timers, ManualClock};
 
 /// Only for tests (feature `test-support`): no service binary has a clock that can be moved.
 #[cfg(any(test, feature = "test-support"))]
@@ -54,6 +54,27 @@ mod manual {
                 .0
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner())
+        }
+    }
+
+    /// Moves Tokio's clock (its timers and intervals, not a [`ManualClock`]) past `by`, and lets
+    /// the tasks that this wakes run. Paused only for the jump: with real sockets, a clock left
+    /// paused jumps by itself whenever the runtime waits on them. Needs a current-thread runtime
+    /// (`#[tokio::test]`'s).
+    pub async fn advance_timers(by: Duration) {
+        // The tasks woken by the I/O so far arm their timers first (a connection just accepted).
+        settle().await;
+        tokio::time::pause();
+        // A millisecond over: Tokio's timers fire on whole milliseconds, deadlines rounded up.
+        tokio::time::advance(by + Duration::from_millis(1)).await;
+        tokio::time::resume();
+        settle().await;
+    }
+
+    /// Yields often enough for the tasks woken so far, and those they wake, to run.
+    async fn settle() {
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
         }
     }
 }

@@ -422,6 +422,7 @@ mod tests {
 
     use axum::body::Bytes;
     use axum::routing::{get, post};
+    use futures_util::FutureExt;
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpSocket, TcpStream};
 
@@ -430,6 +431,9 @@ mod tests {
 
     /// A handler that reads the body, then waits on something else (as the webapp on an upstream).
     const SLOW_HANDLER: Duration = Duration::from_millis(600);
+
+    /// The pace of a body sent byte by byte.
+    const DRIP: Duration = Duration::from_millis(20);
 
     async fn start(limits: Limits) -> SocketAddr {
         let router = Router::new()
@@ -594,7 +598,8 @@ mod tests {
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
             .await
             .unwrap();
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
+        crate::clock::advance_timers(Duration::from_millis(300)).await;
         let mut buffer = Vec::new();
         let read =
             tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buffer)).await;
@@ -611,10 +616,10 @@ mod tests {
         let (mut reader, mut writer) = stream.into_split();
         let head = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n";
         writer.write_all(head.as_bytes()).await.unwrap();
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let drip = tokio::spawn(async move {
             while writer.write_all(b"a").await.is_ok() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+                tokio::time::sleep(DRIP).await;
             }
         });
         // meanwhile another connection is served
@@ -623,8 +628,13 @@ mod tests {
             .unwrap();
         assert_eq!(fine.status(), 200);
 
-        let answer = until_closed(&mut reader).await;
+        // Tokio's clock moved a byte at a time, until the server answers and closes.
+        while reader.readable().now_or_never().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(2), "never cut off");
+            crate::clock::advance_timers(DRIP).await;
+        }
         let cut_after = started.elapsed();
+        let answer = until_closed(&mut reader).await;
         assert!(
             cut_after >= Duration::from_millis(350) && cut_after < Duration::from_millis(1500),
             "{cut_after:?}"
@@ -642,6 +652,7 @@ mod tests {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         let request = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc";
         stream.write_all(request.as_bytes()).await.unwrap();
+        crate::clock::advance_timers(Duration::from_millis(300)).await;
         let answer = until_closed(&mut stream).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
         assert!(answer.contains("connection: close"), "{answer}");
@@ -654,12 +665,18 @@ mod tests {
         let limits = body_timeout(200);
         assert!(SLOW_HANDLER > limits.body_timeout);
         let addr = start(limits).await;
-        let answer = reqwest::Client::new()
+        let request = reqwest::Client::new()
             .post(format!("http://{addr}/slow"))
             .body("abc")
-            .send()
-            .await
-            .unwrap();
+            .send();
+        let answer = tokio::spawn(request);
+        // Tokio's clock moved in steps past the handler's wait, the body's deadline long gone.
+        let started = tokio::time::Instant::now();
+        while !answer.is_finished() {
+            assert!(started.elapsed() < SLOW_HANDLER * 3, "no answer");
+            crate::clock::advance_timers(limits.body_timeout / 2).await;
+        }
+        let answer = answer.await.unwrap().unwrap();
         assert_eq!(answer.status(), 200);
         assert_eq!(answer.text().await.unwrap(), "3");
     }
@@ -671,11 +688,12 @@ mod tests {
         let addr = start(idle_timeout(500)).await;
         let mut stream = TcpStream::connect(addr).await.unwrap();
         assert!(is_ok(&healthz(&mut stream).await));
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        crate::clock::advance_timers(Duration::from_millis(300)).await;
         let answer = healthz(&mut stream).await;
         assert!(is_ok(&answer), "closed before the idle timeout: {answer:?}");
 
-        let idle_since = Instant::now();
+        let idle_since = tokio::time::Instant::now();
+        crate::clock::advance_timers(Duration::from_millis(500)).await;
         assert_eq!(until_closed(&mut stream).await.unwrap(), "");
         let idle = idle_since.elapsed();
         assert!(

@@ -1,6 +1,7 @@
 //! The signals a service answers: Ctrl-C and SIGTERM stop it, SIGHUP reloads its keys and
 //! certificates at once ([`spawn_reloader`], which also polls for changes).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -69,6 +70,20 @@ pub fn spawn_reloader<T, F>(
         }
     };
     tokio::spawn(watching.instrument(tracing::Span::current()));
+}
+
+/// A hash of the files' paths and contents, in the order given: the fingerprint for
+/// [`spawn_reloader`] of what is loaded from them. Contents, not modification times: a rewrite
+/// within one tick of the file system's clock, to the same size, is still a change.
+pub fn files_fingerprint<P: AsRef<Path>>(files: &[P]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        let file = file.as_ref();
+        file.hash(&mut hasher);
+        std::fs::read(file).ok().hash(&mut hasher);
+    }
+    hasher.finish()
 }
 
 /// A SIGHUP listener, installed when created (a SIGHUP after that is never lost, nor fatal).

@@ -2,7 +2,7 @@
 //! rotation, reloaded without a restart.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use authorization_server::{AuthorizationServer, Config};
 use common::service::{Service, ServiceConfig};
@@ -78,7 +78,31 @@ async fn signing_kid(server: &TestServer) -> String {
     jsonwebtoken::decode_header(&token).unwrap().kid.unwrap()
 }
 
-/// Waits until the JWKS has `count` keys (a reload happened).
+/// The poll interval of the tests that poll: shorter than the server's idle timeout, so that a
+/// jump of the clock by it does not close the client's kept-alive connections under it.
+const POLL: Duration = Duration::from_secs(5);
+
+/// A SIGHUP reaches every reloader of this process: the tests that send one and those that count
+/// reloads take turns.
+static RELOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A server polling `dir` every [`POLL`].
+async fn spawn_polling(dir: &KeyDir) -> TestServer {
+    let (path, poll) = (dir.path(), POLL.as_secs().to_string());
+    spawn(&[
+        ("SIGNING_KEYS_DIR", path.as_str()),
+        ("SIGNING_KEYS_RELOAD_SECONDS", poll.as_str()),
+    ])
+    .await
+}
+
+/// Moves Tokio's clock by one [`POLL`], so that the reloader looks at the directory once.
+async fn next_poll() {
+    common::clock::advance_timers(POLL).await;
+}
+
+/// Waits until the JWKS has `count` keys: for a reload on SIGHUP, whose delivery is the kernel's,
+/// not the clock's.
 async fn wait_for_keys(server: &TestServer, count: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -87,16 +111,16 @@ async fn wait_for_keys(server: &TestServer, count: usize) -> Vec<String> {
             return kids;
         }
         assert!(Instant::now() < deadline, "still {kids:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::task::yield_now().await;
     }
 }
 
 #[tokio::test]
 async fn every_rotation_step_is_picked_up_without_a_restart() {
+    let _turn = RELOADS.lock().await;
     let dir = KeyDir::new();
     dir.add_key("one.pem");
-    let path = dir.path();
-    let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
+    let server = spawn_polling(&dir).await;
     let first = published(&server).await;
     assert_eq!(
         first.len(),
@@ -108,18 +132,17 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
     // 1. publish the next key: both verify, the old one still signs
     dir.add_key("two.pem");
     dir.activate("one.pem");
-    let both = wait_for_keys(&server, 2).await;
+    next_poll().await;
+    let both = published(&server).await;
+    assert_eq!(both.len(), 2, "{both:?}");
     assert_eq!(both[0], first[0], "the active key comes first");
     let next = both[1].clone();
     assert_eq!(signing_kid(&server).await, first[0]);
 
     // 2. switch signing to it
     dir.activate("two.pem");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while signing_kid(&server).await != next {
-        assert!(Instant::now() < deadline, "signing did not switch");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    next_poll().await;
+    assert_eq!(signing_kid(&server).await, next, "signing did not switch");
     assert_eq!(
         published(&server).await.len(),
         2,
@@ -128,8 +151,44 @@ async fn every_rotation_step_is_picked_up_without_a_restart() {
 
     // 3. retire the old key
     dir.remove("one.pem");
-    assert_eq!(wait_for_keys(&server, 1).await, std::slice::from_ref(&next));
+    next_poll().await;
+    assert_eq!(published(&server).await, std::slice::from_ref(&next));
     assert_eq!(signing_kid(&server).await, next);
+}
+
+/// A key rewritten to another of the same size within one tick of the file system's clock (the
+/// same modification time, set back here) is still a change.
+#[tokio::test]
+async fn a_key_replaced_by_one_of_the_same_size_and_time_is_picked_up() {
+    let _turn = RELOADS.lock().await;
+    let dir = KeyDir::new();
+    dir.add_key("one.pem");
+    let file = dir.0.join("one.pem");
+    let before = std::fs::metadata(&file).unwrap();
+    let server = spawn_polling(&dir).await;
+    let first = published(&server).await;
+
+    dir.add_key("one.pem");
+    set_modified(&file, before.modified().unwrap());
+    let after = std::fs::metadata(&file).unwrap();
+    assert_eq!(after.len(), before.len());
+    assert_eq!(after.modified().unwrap(), before.modified().unwrap());
+
+    next_poll().await;
+    let now = published(&server).await;
+    assert_eq!(now.len(), 1, "{now:?}");
+    assert_ne!(now, first, "the rewritten key was not picked up");
+    assert_eq!(signing_kid(&server).await, now[0]);
+    assert_eq!(key_reloads(&server, "reloaded").await, 1);
+}
+
+fn set_modified(file: &Path, at: SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(file)
+        .unwrap()
+        .set_modified(at)
+        .unwrap();
 }
 
 /// `oauth_signing_key_reloads_total{result}` from the server's `/metrics`.
@@ -141,32 +200,25 @@ async fn key_reloads(server: &TestServer, result: &str) -> u64 {
         .await
 }
 
-/// Waits until the server has tried to reload `count` times without success.
-async fn wait_for_failed_reloads(server: &TestServer, count: u64) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while key_reloads(server, "failed").await < count {
-        assert!(Instant::now() < deadline, "no failed reload seen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_broken_directory_keeps_the_current_keys() {
+    let _turn = RELOADS.lock().await;
     let dir = KeyDir::new();
     dir.add_key("one.pem");
     dir.activate("one.pem");
-    let path = dir.path();
-    let server = spawn(&[("SIGNING_KEYS_DIR", path.as_str())]).await;
+    let server = spawn_polling(&dir).await;
     let before = published(&server).await;
 
     // Each step is one change of the directory, so each is exactly one failed reload.
     write_atomically(&dir.0, "broken.pem", b"not a key");
-    wait_for_failed_reloads(&server, 1).await;
+    next_poll().await;
+    assert_eq!(key_reloads(&server, "failed").await, 1);
     assert_eq!(published(&server).await, before);
     assert_eq!(signing_kid(&server).await, before[0]);
 
     dir.activate("missing.pem");
-    wait_for_failed_reloads(&server, 2).await;
+    next_poll().await;
+    assert_eq!(key_reloads(&server, "failed").await, 2);
     assert_eq!(signing_kid(&server).await, before[0]);
     assert_eq!(key_reloads(&server, "reloaded").await, 0);
 }
@@ -174,6 +226,7 @@ async fn a_broken_directory_keeps_the_current_keys() {
 #[cfg(unix)]
 #[tokio::test]
 async fn sighup_reloads_at_once() {
+    let _turn = RELOADS.lock().await;
     let dir = KeyDir::new();
     dir.add_key("one.pem");
     let path = dir.path();
@@ -186,11 +239,9 @@ async fn sighup_reloads_at_once() {
     // the handler is installed when the server is built: no wait needed before the signal
     dir.add_key("two.pem");
     dir.activate("one.pem");
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    // Sent by a call, not by a `kill` child: a forked child would hold every socket of this
+    // process, other tests' listeners included, until it execs.
+    nix::sys::signal::kill(nix::unistd::Pid::this(), nix::sys::signal::Signal::SIGHUP).unwrap();
     wait_for_keys(&server, 2).await;
 }
 

@@ -109,7 +109,6 @@ pub struct FakeJwks {
 struct Shared {
     keys: Mutex<Vec<Value>>,
     status: Mutex<StatusCode>,
-    delay: Mutex<Duration>,
     cache_control: Mutex<Option<String>>,
     /// `false` while answers are held.
     open: watch::Sender<bool>,
@@ -122,7 +121,6 @@ impl FakeJwks {
         let shared = Arc::new(Shared {
             keys: Mutex::new(keys),
             status: Mutex::new(StatusCode::OK),
-            delay: Mutex::new(Duration::ZERO),
             cache_control: Mutex::new(None),
             open: watch::Sender::new(true),
             fetches: watch::Sender::new(0),
@@ -147,10 +145,6 @@ impl FakeJwks {
     /// Answer with this status (and a non-JWKS body unless 200).
     pub fn answer_with(&self, status: StatusCode) {
         *self.shared.status.lock().unwrap() = status;
-    }
-
-    pub fn delay(&self, delay: Duration) {
-        *self.shared.delay.lock().unwrap() = delay;
     }
 
     /// The `Cache-Control` of the answers; none when `None`.
@@ -197,8 +191,6 @@ async fn serve_jwks(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Re
         .lock()
         .unwrap()
         .push(request_id.unwrap_or_default());
-    let delay = *shared.delay.lock().unwrap();
-    tokio::time::sleep(delay).await;
     shared
         .open
         .subscribe()

@@ -177,10 +177,18 @@ async fn concurrent_unknown_kids_cause_one_fetch_per_interval() {
     assert_eq!(app.jwks.fetches(), 1);
 
     app.clock.advance(SHORT);
-    app.jwks.delay(Duration::from_millis(200));
+    app.jwks.hold();
     let stranger = TestKey::generate("unknown-kid");
     let token = stranger.token(Scope::EpochTime, "alice", app.now_secs());
     let requests: Vec<_> = (0..64).map(|_| spawn_call(&app, &token)).collect();
+    // The refetch is held until the other calls have had their turns to arrive and wait for it
+    // (one thread runs them all: loopback I/O is seen at each yield). One arriving later still
+    // finds the fetch done within the interval, so the count below holds either way.
+    app.jwks.wait_for_fetches(2).await;
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    app.jwks.release();
     for request in requests {
         assert_refused(request.await.unwrap(), 401, "invalid_token").await;
     }

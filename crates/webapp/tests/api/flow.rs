@@ -225,8 +225,22 @@ async fn a_resource_server_that_hangs_is_504_after_the_timeout() {
         &[("UPSTREAM_TIMEOUT_MS", "300")],
     )
     .await;
-    let started = Instant::now();
-    assert_failure(&app, 504, "temporarily_unavailable", "resource").await;
+    let started = tokio::time::Instant::now();
+    let log = app.log.clone();
+    let call = tokio::spawn(async move {
+        assert_failure(&app, 504, "temporarily_unavailable", "resource").await
+    });
+    // Once the call hangs at the resource server, Tokio's clock is moved past the timeout.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !log.steps().contains(&"resource") {
+        assert!(
+            Instant::now() < deadline,
+            "no call reached the resource server"
+        );
+        tokio::task::yield_now().await;
+    }
+    common::clock::advance_timers(Duration::from_millis(300)).await;
+    call.await.unwrap();
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(2), "{elapsed:?}");
