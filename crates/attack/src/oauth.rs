@@ -1,13 +1,12 @@
 //! The embedded default's registered client and user, and the requests of its flow as the
 //! tool sends them: the authorization request (PKCE S256, resource indicator) as a URL, its
-//! redirect, the token request (`client_secret_post`) as a form body for raw connections too.
+//! redirect, the token request (`client_secret_post`) as a form body for raw connections too, and
+//! a real token through test-client's flow.
 
-use test_client::{ClientIdentity, Pkce, Redirect, CLIENT_ID, CLIENT_SECRET};
+use test_client::{ClientIdentity, Redirect, TestClient};
 use url::form_urlencoded::Serializer;
 
 use crate::error::{Context, Error};
-use crate::http::Answer;
-use test_client::describe;
 
 pub const USER: &str = "alice";
 const SCOPE: &str = "epoch_time";
@@ -41,58 +40,25 @@ pub fn token_form(code: &str, verifier: &str, client_id: &str, secret: &str) -> 
         .finish()
 }
 
-pub async fn post_token(
-    client: &reqwest::Client,
-    authorization_server: &str,
-    form: String,
-) -> Result<reqwest::Response, reqwest::Error> {
-    client
-        .post(format!("{authorization_server}/token"))
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(form)
-        .send()
-        .await
-}
-
 /// An access token obtained the way the webapp obtains one: a code, then the token request.
 pub async fn real_token(
     client: &reqwest::Client,
     authorization_server: &str,
 ) -> Result<String, Error> {
-    let pkce = Pkce::random();
-    let state = "attack-real-token";
-    let response = client
-        .get(authorize_url(authorization_server, &pkce.challenge, state))
-        .send()
-        .await
-        .map_err(|err| describe(&err))
-        .context("the authorization request")?;
-    let code = match redirect(&response, state).context("the authorization request")? {
-        Redirect::Code(code) => code,
-        Redirect::Error(error) => return Err(format!("the authorization request: {error}").into()),
-    };
-    let form = token_form(&code, &pkce.verifier, CLIENT_ID, CLIENT_SECRET);
-    let response = post_token(client, authorization_server, form)
-        .await
-        .map_err(|err| describe(&err))
-        .context("the token request")?;
-    if response.status() != reqwest::StatusCode::OK {
-        let answer = Answer::read(response).await.context("the token request")?;
-        return Err(format!("the token request was answered {answer}").into());
-    }
-    let body: serde_json::Value = response.json().await.context("the token response")?;
-    body.get("access_token")
-        .and_then(|token| token.as_str())
-        .map(str::to_owned)
-        .ok_or_else(|| format!("the token response has no access_token: {body}").into())
+    TestClient::new(
+        client.clone(),
+        authorization_server,
+        ClientIdentity::default(),
+    )
+    .code_and_token(SCOPE, USER)
+    .await
+    .context("the flow")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use test_client::CLIENT_ID;
 
     #[test]
     fn the_requests_carry_the_resource_and_the_clients_credentials() {
