@@ -8,7 +8,7 @@
 #
 # Starts the three service binaries of BIN_DIR (default target/release, built by
 # `cargo build --release --workspace --bins`) under callgrind on loopback ports 18180-18182,
-# drives them with the bench (`target/release/bench`, target mode, concurrency 1, no warm-up),
+# drives them with the bench (BIN_DIR's, else `target/release/bench`; target mode, concurrency 1, no warm-up),
 # once with N1 and once with N2 operations, and prints (instructions(N2) - instructions(N1)) / (N2 - N1) per service: the
 # start-up cost cancels out. `full`: full user calls through the webapp (all three services);
 # `ceiling`: `GET /healthz` of the webapp. Needs valgrind (apt-get install valgrind) and curl.
@@ -25,7 +25,9 @@ esac
 for tool in valgrind curl; do
   command -v "$tool" >/dev/null || { echo "$0: $tool is not installed" >&2; exit 1; }
 done
-for binary in "$bin_dir"/{authorization-server,resource-server,webapp} target/release/bench; do
+bench=$bin_dir/bench
+[[ -x $bench ]] || bench=target/release/bench
+for binary in "$bin_dir"/{authorization-server,resource-server,webapp} "$bench"; do
   [[ -x $binary ]] || { echo "$0: $binary not found: cargo build --release --workspace --bins" >&2; exit 1; }
 done
 services=(authorization-server resource-server webapp)
@@ -65,7 +67,7 @@ run() {
       sleep 0.1
     done
   done
-  target/release/bench --no-build --webapp "http://$webapp" \
+  "$bench" --no-build --webapp "http://$webapp" \
     --authorization-server "http://$authorization_server" --resource-server "http://$resource_server" \
     --points "$points" --concurrency 1 --rounds 1 --max-ops "$ops" --warmup 0 --duration 600 \
     --json "$out/bench-$ops.json" >"$out/bench-$ops.log" 2>&1 ||
