@@ -29,6 +29,27 @@ pub(crate) fn openapi_router() -> OpenApiRouter<ResourceServer> {
         .routes(routes!(epoch_time))
 }
 
+/// The refusals of both endpoints (RFC 6750 §3.1), documented once.
+#[derive(utoipa::IntoResponses)]
+#[expect(
+    dead_code,
+    reason = "documentation only: the answers themselves are built by Error"
+)]
+enum Refusals {
+    #[response(status = 400, description = "RFC 6750 `invalid_request`: the token in the query string, a malformed Authorization header, a missing, repeated or invalid `user`.",
+        headers(("WWW-Authenticate" = String), ("Cache-Control" = String)))]
+    InvalidRequest(ErrorBody),
+    #[response(status = 401, description = "No access token (a bare `Bearer` challenge) or RFC 6750 `invalid_token`.",
+        headers(("WWW-Authenticate" = String), ("Cache-Control" = String)))]
+    Unauthorized(ErrorBody),
+    #[response(status = 403, description = "RFC 6750 `insufficient_scope`: the token is for another endpoint or another user.",
+        headers(("WWW-Authenticate" = String), ("Cache-Control" = String)))]
+    Forbidden(ErrorBody),
+    #[response(status = 503, description = "The authorization server's signing keys cannot be fetched.",
+        headers(("Cache-Control" = String)))]
+    Unavailable(ErrorBody),
+}
+
 /// The current time as RFC 3339, for a token with scope `current_time`.
 #[utoipa::path(
     get,
@@ -38,14 +59,7 @@ pub(crate) fn openapi_router() -> OpenApiRouter<ResourceServer> {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The time.", body = CurrentTime, headers(("Cache-Control" = String))),
-        (status = 400, description = "RFC 6750 `invalid_request`: the token in the query string, a malformed Authorization header, a missing, repeated or invalid `user`.",
-         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
-        (status = 401, description = "No access token (a bare `Bearer` challenge) or RFC 6750 `invalid_token`.",
-         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
-        (status = 403, description = "RFC 6750 `insufficient_scope`: the token is for another endpoint or another user.",
-         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
-        (status = 503, description = "The authorization server's signing keys cannot be fetched.",
-         body = ErrorBody, headers(("Cache-Control" = String))),
+        Refusals,
     )
 )]
 async fn current_time(
@@ -75,14 +89,7 @@ async fn current_time(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The time.", body = EpochTime, headers(("Cache-Control" = String))),
-        (status = 400, description = "RFC 6750 `invalid_request`: the token in the query string, a malformed Authorization header, a missing, repeated or invalid `user`.",
-         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
-        (status = 401, description = "No access token (a bare `Bearer` challenge) or RFC 6750 `invalid_token`.",
-         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
-        (status = 403, description = "RFC 6750 `insufficient_scope`: the token is for another endpoint or another user.",
-         body = ErrorBody, headers(("WWW-Authenticate" = String), ("Cache-Control" = String))),
-        (status = 503, description = "The authorization server's signing keys cannot be fetched.",
-         body = ErrorBody, headers(("Cache-Control" = String))),
+        Refusals,
     )
 )]
 async fn epoch_time(

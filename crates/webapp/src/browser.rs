@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::flow::Flow;
 use crate::page::{self, StepTime};
 use crate::redirect::{self, RedirectError};
-use crate::routes::user_from_query;
+use crate::routes::{user_from_query, UserRefused};
 
 /// Starts a login in this browser for scope `current_time` as `user`: a fresh state and PKCE
 /// verifier sealed in its cookie, and a redirect to the authorization server's `/authorize`.
@@ -32,7 +32,7 @@ use crate::routes::user_from_query;
     responses(
         (status = 302, description = "To the authorization server's public `/authorize`; sets the login cookie.",
          headers(("Location" = String), ("Set-Cookie" = String), ("Cache-Control" = String))),
-        (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
+        UserRefused,
     )
 )]
 pub async fn login_current_time(
@@ -52,7 +52,7 @@ pub async fn login_current_time(
     responses(
         (status = 302, description = "To the authorization server's public `/authorize`; sets the login cookie.",
          headers(("Location" = String), ("Set-Cookie" = String), ("Cache-Control" = String))),
-        (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
+        UserRefused,
     )
 )]
 pub async fn login_epoch_time(

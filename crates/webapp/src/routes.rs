@@ -29,6 +29,42 @@ pub(crate) fn openapi_router() -> OpenApiRouter<Webapp> {
         .routes(routes!(browser::callback))
 }
 
+/// A `user` that cannot be served, by every route that takes one; documented once.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 400,
+    description = "`invalid_request`: the `user` parameter is repeated or invalid."
+)]
+#[expect(
+    dead_code,
+    reason = "documentation only: the answer itself is built by Error"
+)]
+pub(crate) struct UserRefused(ErrorBody);
+
+/// How a flow's upstream calls fail, for both time endpoints; documented once.
+#[derive(utoipa::IntoResponses)]
+#[expect(
+    dead_code,
+    reason = "documentation only: the answers themselves are built by Error"
+)]
+enum UpstreamFailed {
+    #[response(
+        status = 502,
+        description = "An upstream refused or answered something unusable; `step` names which."
+    )]
+    Refused(ErrorBody),
+    #[response(
+        status = 503,
+        description = "An upstream is unreachable or busy (`temporarily_unavailable`, with `step`; e.g. the authorization server's rate limit)."
+    )]
+    Unavailable(ErrorBody),
+    #[response(
+        status = 504,
+        description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`)."
+    )]
+    TimedOut(ErrorBody),
+}
+
 /// Runs the whole flow for scope `current_time` as `user`: authorization request, token request,
 /// resource request; answers the resource server's body.
 #[utoipa::path(
@@ -38,10 +74,8 @@ pub(crate) fn openapi_router() -> OpenApiRouter<Webapp> {
     params(("user" = Option<UserName>, Query, description = "The user (default: the configured one).")),
     responses(
         (status = 200, description = "The resource server's answer for this user, passed through.", body = CurrentTime),
-        (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
-        (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
-        (status = 503, description = "An upstream is unreachable or busy (`temporarily_unavailable`, with `step`; e.g. the authorization server's rate limit).", body = ErrorBody),
-        (status = 504, description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+        UserRefused,
+        UpstreamFailed,
     )
 )]
 async fn current_time(
@@ -61,10 +95,8 @@ async fn current_time(
     params(("user" = Option<UserName>, Query, description = "The user (default: the configured one).")),
     responses(
         (status = 200, description = "The resource server's answer for this user, passed through.", body = EpochTime),
-        (status = 400, description = "`invalid_request`: the `user` parameter is repeated or invalid.", body = ErrorBody),
-        (status = 502, description = "An upstream refused or answered something unusable; `step` names which.", body = ErrorBody),
-        (status = 503, description = "An upstream is unreachable or busy (`temporarily_unavailable`, with `step`; e.g. the authorization server's rate limit).", body = ErrorBody),
-        (status = 504, description = "An upstream did not answer in time (`temporarily_unavailable`, with `step`).", body = ErrorBody),
+        UserRefused,
+        UpstreamFailed,
     )
 )]
 async fn epoch_time(
