@@ -24,15 +24,18 @@ env -i AUTHORIZATION_SERVER_LISTEN_ADDR=$address AUTHORIZE_RATE_PER_SECOND=10000
   "$bin_dir/authorization-server" >/dev/null 2>&1 &
 server=$!
 trap 'kill -TERM $server 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+healthy=
 for _ in $(seq 100); do
-  curl -sf "http://$address/healthz" >/dev/null && break
+  curl -sf "http://$address/healthz" >/dev/null && { healthy=1; break; }
   sleep 0.1
 done
+[ -n "$healthy" ] || { echo "$0: the authorization server did not start on $address" >&2; exit 1; }
 
-cpu() { awk '{ print $14 + $15, $14, $15 }' "/proc/$server/stat"; }
-read -r _ user_before kernel_before < <(cpu)
+# utime and stime of the server, in clock ticks
+cpu() { awk '{ print $14, $15 }' "/proc/$server/stat"; }
+read -r user_before kernel_before < <(cpu)
 report=$(wrk -t2 -c64 -d"${seconds}s" -s scripts/wrk-pairs.lua "http://$address")
-read -r _ user_after kernel_after < <(cpu)
+read -r user_after kernel_after < <(cpu)
 echo "$report"
 if grep -q FAILED <<<"$report"; then
   exit 1

@@ -1,6 +1,7 @@
-//! The deployment's shared settings: what all three services must agree on, with their names,
-//! their one set of defaults and their checks, so that adding one is a change of this file alone.
-//! Every service embeds the same value in its configuration.
+//! The deployment's shared settings, with their names, their one set of defaults and their
+//! checks, so that adding one is a change of this file alone: [`Deployment`], what all three
+//! services must agree on, and [`Upstream`], how the two that call others make their calls. Each
+//! service embeds the same values in its configuration.
 
 use std::time::Duration;
 
