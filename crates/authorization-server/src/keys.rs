@@ -439,4 +439,49 @@ mod tests {
         assert!(SigningKey::from_pem(Algorithm::EdDSA, "not a pem").is_err());
         assert!(SigningKey::generate(Algorithm::HS256).is_err());
     }
+
+    /// Each format a key may come in gives the same key: the same `kid`, and tokens its JWK
+    /// verifies.
+    fn same_key(algorithm: Algorithm, pems: &[String]) {
+        let keys: Vec<SigningKey> = pems
+            .iter()
+            .map(|pem| SigningKey::from_pem(algorithm, pem).unwrap())
+            .collect();
+        for key in &keys {
+            assert_eq!(key.kid(), keys[0].kid());
+            round_trip(key);
+        }
+    }
+
+    #[test]
+    fn a_p256_key_reads_as_pkcs8_and_as_sec1() {
+        use p256::pkcs8::{EncodePrivateKey, LineEnding};
+        let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+        let pkcs8 = secret.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let sec1 = secret.to_sec1_pem(LineEnding::LF).unwrap().to_string();
+        assert!(sec1.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+        same_key(Algorithm::ES256, &[pkcs8, sec1]);
+    }
+
+    #[test]
+    fn an_rsa_key_reads_as_pkcs8_and_as_pkcs1() {
+        use rsa::pkcs1::EncodeRsaPrivateKey;
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, MIN_RSA_BITS).unwrap();
+        let pkcs8 = key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
+        let pkcs1 = key.to_pkcs1_pem(LineEnding::LF).unwrap().to_string();
+        assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        same_key(Algorithm::RS256, &[pkcs8, pkcs1]);
+    }
+
+    #[test]
+    fn an_rsa_key_under_2048_bits_is_refused() {
+        use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
+        let pem = key.to_pkcs8_pem(LineEnding::LF).unwrap();
+        assert!(matches!(
+            SigningKey::from_pem(Algorithm::RS256, &pem),
+            Err(KeyError::RsaTooShort(1024))
+        ));
+    }
 }
