@@ -48,15 +48,9 @@ python=python3
 if [ -n "${here:-}" ]; then
   python="$venv/bin/python"
   step "virtualenv $venv (pinned packages from $here/requirements.txt)"
-  if [ ! -x "$python" ]; then
-    python3 -m venv "$venv"
-  fi
-  stamp="$venv/.requirements.sha256"
-  wanted=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
-  if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
-    "$python" -m pip install --disable-pip-version-check -q -r "$here/requirements.txt"
-    echo "$wanted" >"$stamp"
-  fi
+  # shellcheck source=tests/lib/venv.sh
+  source tests/lib/venv.sh
+  make_venv "$here" "$venv"
   "$python" -m pip freeze --disable-pip-version-check | grep -iE "^($shown_packages)=="
 fi
 
