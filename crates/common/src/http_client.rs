@@ -1,32 +1,39 @@
-//! The one outbound HTTP client of a service: hyper-util's pooled client (the one under reqwest)
-//! with rustls and hickory's resolver. reqwest's own layers cost the webapp ≈ 100,000
-//! instructions a user call, most of it re-parsing URLs for a redirect layer that never follows a
-//! redirect (docs/performance.md). Callers build their requests from URLs checked at start.
+//! The one outbound HTTP client of a service: hyper's HTTP/1 connections, made by hyper-rustls's
+//! connector (rustls, hickory's resolver) and kept in [`pool`]. reqwest's own layers cost the
+//! webapp ≈ 100,000 instructions a user call, most of it re-parsing URLs for a redirect layer that
+//! never follows a redirect, and hyper-util's pooled client ≈ 10,000 a call more than its
+//! connections need (docs/performance.md). Callers build their requests from URLs checked at start.
 //!
 //! Every call has a timeout and reads at most [`MAX_ANSWER_BYTES`] of its answer; redirects are
 //! never followed (a redirect from the authorization server is data, not a hop). `https` peers are
 //! verified against the compiled-in roots plus `extra_roots` (`TLS_CA_FILE`,
 //! [`crate::tls::client_ca_certificates`]), TLS 1.2 at least; there is no way to skip that.
 
+mod pool;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use hickory_resolver::TokioResolver;
-use http::{HeaderMap, Request, StatusCode};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::OnceCell;
+use tower::ServiceExt;
 
 use crate::service::BoxError;
+use pool::Pool;
 
 /// How long a pooled connection may wait for its next call.
 pub(crate) const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,9 +82,13 @@ pub enum Resolve {
     Pinned(SocketAddr),
 }
 
+type Connector = HttpsConnector<HttpConnector<Resolver>>;
+type Connection = SendRequest<RequestBody>;
+
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector<Resolver>>, RequestBody>,
+    connector: Connector,
+    pool: Arc<Pool<Connection>>,
     timeout: Duration,
     max_answer: usize,
 }
@@ -102,20 +113,19 @@ impl HttpClient {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeout.min(Duration::from_secs(1))));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls_config(extra_roots)?)
             .https_or_http()
             .enable_http1()
             .wrap_connector(http);
-        let inner = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-            // Under the servers' idle timeout (IDLE_TIMEOUT_SECONDS, 10 s by default): a connection
-            // is dropped here before the server closes it. A request written on a connection that
-            // the server is closing at that moment fails; hyper retries only one it had not written.
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .pool_timer(TokioTimer::new())
-            .build(https);
         Ok(Self {
-            inner,
+            connector,
+            // Under the servers' idle timeout (IDLE_TIMEOUT_SECONDS, 10 s by default): a connection
+            // is not reused once the server may be closing it (it stays open until the server
+            // closes it, or the pool drops it when next looked at). A request written on a
+            // connection that the server is closing at that moment fails; one that the closing
+            // connection had not written is sent again on a new one.
+            pool: Arc::new(Pool::new(POOL_IDLE_TIMEOUT)),
             timeout,
             max_answer: MAX_ANSWER_BYTES,
         })
@@ -127,37 +137,119 @@ impl HttpClient {
         self
     }
 
-    /// Sends `request` and reads its whole answer, all within the client's timeout.
+    /// Sends `request` (to an absolute URL) and reads its whole answer, all within the client's
+    /// timeout.
     pub async fn send(&self, request: Request<RequestBody>) -> Result<Answer, CallError> {
-        let call = async {
-            let response = self.inner.request(request).await.map_err(|err| {
-                if err.is_connect() {
-                    CallError::Connect(failure(&err))
-                } else {
-                    CallError::Failed(failure(&err))
-                }
-            })?;
-            let (parts, body) = response.into_parts();
-            let body = Limited::new(body, self.max_answer)
-                .collect()
-                .await
-                .map_err(|err| {
-                    if err.is::<LengthLimitError>() {
-                        CallError::TooLarge(self.max_answer)
-                    } else {
-                        CallError::Failed(format!("reading the answer failed: {}", failure(&*err)))
-                    }
-                })?
-                .to_bytes();
-            Ok(Answer {
-                status: parts.status,
-                headers: parts.headers,
-                body,
-            })
-        };
-        tokio::time::timeout(self.timeout, call)
+        tokio::time::timeout(self.timeout, self.call(request))
             .await
             .unwrap_or(Err(CallError::TimedOut))
+    }
+
+    async fn call(&self, request: Request<RequestBody>) -> Result<Answer, CallError> {
+        let (mut parts, body) = request.into_parts();
+        let mut uri = std::mem::take(&mut parts.uri).into_parts();
+        let (Some(scheme), Some(authority)) = (uri.scheme.take(), uri.authority.take()) else {
+            return Err(CallError::Failed(
+                "the request's URL is not absolute".to_owned(),
+            ));
+        };
+        // HTTP/1.1's origin form and its Host header (RFC 9112 §3.2), as hyper-util's client
+        // writes them.
+        uri.path_and_query
+            .get_or_insert(PathAndQuery::from_static("/"));
+        parts.uri = Uri::from_parts(uri).map_err(|err| CallError::Failed(err.to_string()))?;
+        if !parts.headers.contains_key(header::HOST) {
+            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+            let host =
+                HeaderValue::from_str(host).map_err(|err| CallError::Failed(err.to_string()))?;
+            parts.headers.insert(header::HOST, host);
+        }
+        let request = Request::from_parts(parts, body);
+
+        let (connection, response) = match self.idle(&scheme, &authority).await {
+            Some(mut connection) => match connection.try_send_request(request).await {
+                Ok(response) => (connection, response),
+                // The connection closed before the request was written: once more on a new one.
+                Err(mut err) => match err.take_message() {
+                    Some(request) => {
+                        Box::pin(self.send_on_new(&scheme, &authority, request)).await?
+                    }
+                    None => return Err(CallError::Failed(failure(err.error()))),
+                },
+            },
+            // Boxed: the connector's and the handshake's futures are large, and would otherwise
+            // be part of every call's future, which the server's layers move (memcpy) again and
+            // again.
+            None => Box::pin(self.send_on_new(&scheme, &authority, request)).await?,
+        };
+        let (parts, body) = response.into_parts();
+        let body = Limited::new(body, self.max_answer)
+            .collect()
+            .await
+            .map_err(|err| {
+                if err.is::<LengthLimitError>() {
+                    CallError::TooLarge(self.max_answer)
+                } else {
+                    CallError::Failed(format!("reading the answer failed: {}", failure(&*err)))
+                }
+            })?
+            .to_bytes();
+        // Read to its end, so the connection can carry the next call (unless it is closing).
+        if !connection.is_closed() {
+            self.pool
+                .put(&scheme, &authority, connection, Instant::now());
+        }
+        Ok(Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    /// An idle connection to this origin that is ready for a request, if the pool has one.
+    async fn idle(&self, scheme: &Scheme, authority: &Authority) -> Option<Connection> {
+        while let Some(mut connection) = self.pool.take(scheme, authority, Instant::now()) {
+            if connection.ready().await.is_ok() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+
+    /// Opens a connection to this origin (TCP, then TLS for `https`) and sends `request` on it.
+    async fn send_on_new(
+        &self,
+        scheme: &Scheme,
+        authority: &Authority,
+        request: Request<RequestBody>,
+    ) -> Result<(Connection, Response<Incoming>), CallError> {
+        let origin = Uri::builder()
+            .scheme(scheme.clone())
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|err| CallError::Connect(err.to_string()))?;
+        let io = self
+            .connector
+            .clone()
+            .oneshot(origin)
+            .await
+            .map_err(|err| CallError::Connect(failure(&*err)))?;
+        let (mut connection, driver) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|err| CallError::Connect(failure(&err)))?;
+        // The connection's own task: it ends when the connection closes (by either side, or when
+        // the pool drops its last handle).
+        tokio::spawn(async move {
+            if let Err(err) = driver.await {
+                tracing::debug!(error = %failure(&err), "an upstream connection failed");
+            }
+        });
+        let response = connection
+            .send_request(request)
+            .await
+            .map_err(|err| CallError::Failed(failure(&err)))?;
+        Ok((connection, response))
     }
 }
 
@@ -235,4 +327,97 @@ async fn new_resolver() -> Result<TokioResolver, BoxError> {
     let mut builder = TokioResolver::builder_tokio()?;
     builder.options_mut().ip_strategy = hickory_resolver::config::LookupIpStrategy::Ipv4AndIpv6;
     Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A server on a free loopback port answering `ok` to everything, closing each connection
+    /// after its first answer when `close` is set; it counts the connections it accepted.
+    async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let answer = service_fn(|_request| async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                });
+                tokio::spawn(
+                    http1::Builder::new()
+                        .keep_alive(!close)
+                        .serve_connection(TokioIo::new(stream), answer),
+                );
+            }
+        });
+        (addr, accepted)
+    }
+
+    fn client() -> HttpClient {
+        HttpClient::new(Duration::from_secs(5), &[]).unwrap()
+    }
+
+    async fn get(client: &HttpClient, addr: SocketAddr) -> Result<Answer, CallError> {
+        let request = Request::get(format!("http://{addr}/healthz"))
+            .body(RequestBody::default())
+            .unwrap();
+        client.send(request).await
+    }
+
+    #[tokio::test]
+    async fn calls_one_after_another_share_one_connection() {
+        let (addr, accepted) = server(false).await;
+        let client = client();
+        for _ in 0..3 {
+            let answer = get(&client, addr).await.unwrap();
+            assert_eq!(
+                (answer.status, &answer.body[..]),
+                (StatusCode::OK, &b"ok"[..])
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closes_is_not_used_again() {
+        let (addr, accepted) = server(true).await;
+        let client = client();
+        for _ in 0..3 {
+            assert_eq!(get(&client, addr).await.unwrap().status, StatusCode::OK);
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_url_without_an_origin_is_refused_before_any_connection() {
+        let request = Request::get("/healthz")
+            .body(RequestBody::default())
+            .unwrap();
+        let err = client().send(request).await.unwrap_err();
+        assert!(matches!(err, CallError::Failed(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_limit_is_refused_and_its_connection_not_kept() {
+        let (addr, accepted) = server(false).await;
+        let client = client().with_max_answer(1);
+        assert!(matches!(
+            get(&client, addr).await,
+            Err(CallError::TooLarge(1))
+        ));
+        let client = client.with_max_answer(2);
+        assert_eq!(get(&client, addr).await.unwrap().status, StatusCode::OK);
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
 }
