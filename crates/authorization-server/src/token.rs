@@ -74,12 +74,7 @@ fn parse_basic(authorization: &str) -> Result<(String, String), OAuthError> {
     let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
     let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
     let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
-    let unescape = |part: &str| -> String {
-        form_urlencoded::parse(format!("v={part}").as_bytes())
-            .next()
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default()
-    };
+    let unescape = |part: &str| oauth::form::decode(part).into_owned();
     Ok((unescape(id), unescape(secret)))
 }
 
@@ -271,6 +266,9 @@ mod tests {
             (Some(basic("1234:wrong")), ""),
             (Some(basic("9999:qwerty")), ""),
             (Some(basic("1234:")), ""),
+            // each part is decoded whole: a raw `&` does not end it
+            (Some(basic("1234:qwerty&junk")), ""),
+            (Some(basic("1234&junk:qwerty")), ""),
             (None, "client_id=1234&client_secret=wrong"),
             (None, "client_id=1234"),
             (None, ""),

@@ -53,6 +53,34 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// A peer's scheme and authority, parsed once, and the `Host` header its requests carry
+/// (HTTP/1.1's origin form, RFC 9112 §3.2): a service that calls the same peers on every request
+/// keeps one per peer and sends paths to it ([`HttpClient::send_to`]).
+#[derive(Clone, Debug)]
+pub struct Origin {
+    scheme: Scheme,
+    authority: Authority,
+    host: HeaderValue,
+}
+
+impl Origin {
+    /// The origin of an absolute URL.
+    pub fn of(url: &Uri) -> Result<Self, CallError> {
+        let (Some(scheme), Some(authority)) = (url.scheme(), url.authority()) else {
+            return Err(CallError::Failed(
+                "the request's URL is not absolute".to_owned(),
+            ));
+        };
+        let host = authority.as_str().rsplit('@').next().unwrap_or_default();
+        let host = HeaderValue::from_str(host).map_err(|err| CallError::Failed(err.to_string()))?;
+        Ok(Self {
+            scheme: scheme.clone(),
+            authority: authority.clone(),
+            host,
+        })
+    }
+}
+
 /// Why a call failed, without the URL (which may carry query parameters).
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -140,47 +168,64 @@ impl HttpClient {
     /// Sends `request` (to an absolute URL) and reads its whole answer, all within the client's
     /// timeout.
     pub async fn send(&self, request: Request<RequestBody>) -> Result<Answer, CallError> {
-        tokio::time::timeout(self.timeout, self.call(request))
+        let (mut parts, body) = request.into_parts();
+        let origin = Origin::of(&parts.uri)?;
+        parts.uri = Uri::from(
+            parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        );
+        self.send_to(&origin, Request::from_parts(parts, body))
+            .await
+    }
+
+    /// Sends `request`, whose URL is a path and query (origin form), to `origin`, and reads its
+    /// whole answer, all within the client's timeout.
+    pub async fn send_to(
+        &self,
+        origin: &Origin,
+        request: Request<RequestBody>,
+    ) -> Result<Answer, CallError> {
+        tokio::time::timeout(self.timeout, self.call(origin, request))
             .await
             .unwrap_or(Err(CallError::TimedOut))
     }
 
-    async fn call(&self, request: Request<RequestBody>) -> Result<Answer, CallError> {
-        let (mut parts, body) = request.into_parts();
-        let mut uri = std::mem::take(&mut parts.uri).into_parts();
-        let (Some(scheme), Some(authority)) = (uri.scheme.take(), uri.authority.take()) else {
+    async fn call(
+        &self,
+        origin: &Origin,
+        mut request: Request<RequestBody>,
+    ) -> Result<Answer, CallError> {
+        if request.uri().scheme().is_some() || request.uri().authority().is_some() {
             return Err(CallError::Failed(
-                "the request's URL is not absolute".to_owned(),
+                "a request to an origin names a path, not a URL".to_owned(),
             ));
-        };
+        }
         // HTTP/1.1's origin form and its Host header (RFC 9112 §3.2), as hyper-util's client
         // writes them.
-        uri.path_and_query
-            .get_or_insert(PathAndQuery::from_static("/"));
-        parts.uri = Uri::from_parts(uri).map_err(|err| CallError::Failed(err.to_string()))?;
-        if !parts.headers.contains_key(header::HOST) {
-            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
-            let host =
-                HeaderValue::from_str(host).map_err(|err| CallError::Failed(err.to_string()))?;
-            parts.headers.insert(header::HOST, host);
-        }
-        let request = Request::from_parts(parts, body);
+        request
+            .headers_mut()
+            .entry(header::HOST)
+            .or_insert_with(|| origin.host.clone());
+        let Origin {
+            scheme, authority, ..
+        } = origin;
 
-        let (connection, response) = match self.idle(&scheme, &authority).await {
+        let (connection, response) = match self.idle(scheme, authority).await {
             Some(mut connection) => match connection.try_send_request(request).await {
                 Ok(response) => (connection, response),
                 // The connection closed before the request was written: once more on a new one.
                 Err(mut err) => match err.take_message() {
-                    Some(request) => {
-                        Box::pin(self.send_on_new(&scheme, &authority, request)).await?
-                    }
+                    Some(request) => Box::pin(self.send_on_new(scheme, authority, request)).await?,
                     None => return Err(CallError::Failed(failure(err.error()))),
                 },
             },
             // Boxed: the connector's and the handshake's futures are large, and would otherwise
             // be part of every call's future, which the server's layers move (memcpy) again and
             // again.
-            None => Box::pin(self.send_on_new(&scheme, &authority, request)).await?,
+            None => Box::pin(self.send_on_new(scheme, authority, request)).await?,
         };
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, self.max_answer)
@@ -196,8 +241,7 @@ impl HttpClient {
             .to_bytes();
         // Read to its end, so the connection can carry the next call (unless it is closing).
         if !connection.is_closed() {
-            self.pool
-                .put(&scheme, &authority, connection, Instant::now());
+            self.pool.put(scheme, authority, connection, Instant::now());
         }
         Ok(Answer {
             status: parts.status,
@@ -331,7 +375,6 @@ async fn new_resolver() -> Result<TokioResolver, BoxError> {
 
 #[cfg(test)]
 mod tests {
-    use std::convert::Infallible;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use hyper::server::conn::http1;
@@ -341,8 +384,9 @@ mod tests {
 
     use super::*;
 
-    /// A server on a free loopback port answering `ok` to everything, closing each connection
-    /// after its first answer when `close` is set; it counts the connections it accepted.
+    /// A server on a free loopback port answering `ok` to everything, with the request's `Host`
+    /// and target in `x-seen`, closing each connection after its first answer when `close` is
+    /// set; it counts the connections it accepted.
     async fn server(close: bool) -> (SocketAddr, Arc<AtomicUsize>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -351,8 +395,12 @@ mod tests {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 counter.fetch_add(1, Ordering::SeqCst);
-                let answer = service_fn(|_request| async {
-                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+                let answer = service_fn(|request: Request<Incoming>| async move {
+                    let host = request.headers().get(header::HOST).cloned();
+                    let seen = format!("{host:?} {}", request.uri());
+                    Response::builder()
+                        .header("x-seen", seen)
+                        .body(Full::new(Bytes::from_static(b"ok")))
                 });
                 tokio::spawn(
                     http1::Builder::new()
@@ -369,10 +417,17 @@ mod tests {
     }
 
     async fn get(client: &HttpClient, addr: SocketAddr) -> Result<Answer, CallError> {
-        let request = Request::get(format!("http://{addr}/healthz"))
-            .body(RequestBody::default())
-            .unwrap();
-        client.send(request).await
+        client
+            .send(bare_get(&format!("http://{addr}/healthz")))
+            .await
+    }
+
+    fn bare_get(target: &str) -> Request<RequestBody> {
+        Request::get(target).body(RequestBody::default()).unwrap()
+    }
+
+    fn origin(addr: SocketAddr) -> Origin {
+        Origin::of(&format!("http://{addr}").parse().unwrap()).unwrap()
     }
 
     #[tokio::test]
@@ -401,11 +456,38 @@ mod tests {
 
     #[tokio::test]
     async fn a_url_without_an_origin_is_refused_before_any_connection() {
-        let request = Request::get("/healthz")
-            .body(RequestBody::default())
-            .unwrap();
-        let err = client().send(request).await.unwrap_err();
+        let err = client().send(bare_get("/healthz")).await.unwrap_err();
         assert!(matches!(err, CallError::Failed(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn a_path_goes_to_its_origin_in_origin_form_with_the_origins_host() {
+        let (addr, _) = server(false).await;
+        let answer = client()
+            .send_to(&origin(addr), bare_get("/token?a=b%20c"))
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.headers["x-seen"],
+            format!("Some(\"{addr}\") /token?a=b%20c")
+        );
+        // a full URL's own origin is written the same way
+        let answer = get(&client(), addr).await.unwrap();
+        assert_eq!(
+            answer.headers["x-seen"],
+            format!("Some(\"{addr}\") /healthz")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_url_sent_to_an_origin_is_refused_before_any_connection() {
+        let (addr, accepted) = server(false).await;
+        let err = client()
+            .send_to(&origin(addr), bare_get("http://elsewhere.example/token"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CallError::Failed(_)), "{err:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

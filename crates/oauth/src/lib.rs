@@ -8,6 +8,7 @@ pub mod claims;
 pub mod client;
 pub mod error_body;
 pub mod error_code;
+pub mod form;
 pub mod resource;
 pub mod scope;
 pub mod user;

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use common::config::origin_string;
-use common::http_client::{Answer, HttpClient, RequestBody};
+use common::http_client::{Answer, HttpClient, Origin, RequestBody};
 use common::request_id::{RequestId, HEADER};
 use common::Clock;
 use http::{header, HeaderValue, Method, Request, StatusCode};
@@ -41,18 +41,20 @@ pub struct Flow {
     config: Config,
     metrics: Metrics,
     http: HttpClient,
-    /// The authorization server's `/authorize` as the webapp reaches it.
+    /// The authorization server as the webapp reaches it, for `/authorize` and `/token`.
+    authorization_server: Origin,
+    /// The resource server, to whose endpoints only `?user=` is added.
+    resource_server: Origin,
+    /// The authorization server's `/authorize`, a path on `authorization_server`.
     authorize: AuthorizeEndpoint,
     /// Its public `/authorize`, where a browser is sent.
     browser_authorize: AuthorizeEndpoint,
-    token_url: String,
+    /// The token request's constant part (`grant_type`, `redirect_uri`), form-encoded once.
+    token_form: String,
     /// `client_secret_basic` (RFC 6749 §2.3.1): the same header on every token request.
     client_authorization: HeaderValue,
     cookies: LoginCookies,
     clock: Arc<dyn Clock>,
-    /// The resource endpoints' URLs, to which only `?user=` is added.
-    current_time_url: String,
-    epoch_time_url: String,
 }
 
 impl Flow {
@@ -62,36 +64,42 @@ impl Flow {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, SetupError> {
         let http = config.upstream.http_client()?;
-        let authorization_server = origin_string(&config.upstream.authorization_server_url);
         let deployment = &config.deployment;
-        let authorize =
-            AuthorizeEndpoint::new(&format!("{authorization_server}/authorize"), &config)?;
-        let browser_authorize =
-            AuthorizeEndpoint::new(&format!("{}/authorize", deployment.issuer), &config)?;
-        let token_url = format!("{authorization_server}/token");
-        Url::parse(&token_url).map_err(|err| url_error("token endpoint", err))?;
+        let origin = |url: &Url, what| {
+            origin_string(url)
+                .parse()
+                .ok()
+                .and_then(|uri| Origin::of(&uri).ok())
+                .ok_or_else(|| SetupError::Url {
+                    what,
+                    reason: "not an http(s) origin".to_owned(),
+                })
+        };
+        let authorization_server = origin(
+            &config.upstream.authorization_server_url,
+            "authorization server",
+        )?;
+        let resource_server = origin(&config.resource_server_url, "resource server")?;
+        let authorize = AuthorizeEndpoint::new(AUTHORIZE_PATH, &config);
+        let public_authorize = format!("{}{AUTHORIZE_PATH}", deployment.issuer);
+        Url::parse(&public_authorize).map_err(|err| url_error("authorization endpoint", err))?;
+        let browser_authorize = AuthorizeEndpoint::new(&public_authorize, &config);
+        let token_form = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("redirect_uri", deployment.redirect_uri.as_str())
+            .finish();
         let client_authorization =
             client_secret_basic(deployment.client_id.as_str(), config.client_secret.expose())?;
-        let resource_url = |scope: Scope| {
-            let raw = format!(
-                "{}{}",
-                origin_string(&config.resource_server_url),
-                scope.path()
-            );
-            Url::parse(&raw)
-                .map(String::from)
-                .map_err(|err| url_error("resource server", err))
-        };
         let over_https = deployment.redirect_uri.as_str().starts_with("https:");
         Ok(Self {
+            authorization_server,
+            resource_server,
             authorize,
             browser_authorize,
-            token_url,
+            token_form,
             client_authorization,
             cookies: LoginCookies::new(over_https).ok_or(SetupError::Random)?,
             clock,
-            current_time_url: resource_url(Scope::CurrentTime)?,
-            epoch_time_url: resource_url(Scope::EpochTime)?,
             config,
             metrics,
             http,
@@ -143,10 +151,15 @@ impl Flow {
         result
     }
 
-    /// Sends one upstream request of `step`.
-    async fn send(&self, step: Step, request: Request<RequestBody>) -> Result<Answer, Error> {
+    /// Sends one upstream request of `step` to `origin`.
+    async fn send(
+        &self,
+        step: Step,
+        origin: &Origin,
+        request: Request<RequestBody>,
+    ) -> Result<Answer, Error> {
         self.http
-            .send(request)
+            .send_to(origin, request)
             .await
             .map_err(|err| Error::transport(step, &err))
     }
@@ -161,10 +174,10 @@ impl Flow {
     ) -> Result<(AuthorizationCode, PkceCodeVerifier), Error> {
         let step = Step::Authorize;
         let (url, state, verifier) = self.authorization_request(&self.authorize, scope, user);
-        let request = request(Method::GET, url.as_str(), request_id)
+        let request = request(Method::GET, url, request_id)
             .body(RequestBody::default())
             .map_err(|_| Error::bad_answer(step, "the authorization request is not a URI"))?;
-        let answer = self.send(step, request).await?;
+        let answer = self.send(step, &self.authorization_server, request).await?;
         let status = answer.status;
         if !matches!(status, StatusCode::FOUND | StatusCode::SEE_OTHER) {
             return Err(upstream_refusal(step, &answer));
@@ -206,13 +219,14 @@ impl Flow {
     ) -> (String, CsrfToken, PkceCodeVerifier) {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let state = CsrfToken::new_random();
-        let url = endpoint.url(&[
-            ("scope", scope.as_str()),
-            ("state", state.secret()),
-            ("code_challenge", challenge.as_str()),
-            ("login_hint", user.as_str()),
-            ("resource", &self.config.deployment.resource_uri(scope)),
-        ]);
+        let url = endpoint.url(
+            scope,
+            &[
+                ("state", state.secret()),
+                ("code_challenge", challenge.as_str()),
+                ("login_hint", user.as_str()),
+            ],
+        );
         (url, state, verifier)
     }
 
@@ -276,19 +290,17 @@ impl Flow {
         request_id: &RequestId,
     ) -> Result<AccessToken, Error> {
         let step = Step::Token;
-        let form = form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "authorization_code")
+        let form = form_urlencoded::Serializer::for_suffix(self.token_form.clone(), 0)
             .append_pair("code", code.secret())
-            .append_pair("redirect_uri", self.config.deployment.redirect_uri.as_str())
             .append_pair("code_verifier", verifier.secret())
             .finish();
-        let request = request(Method::POST, &self.token_url, request_id)
+        let request = request(Method::POST, TOKEN_PATH.to_owned(), request_id)
             .header(header::AUTHORIZATION, self.client_authorization.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .body(RequestBody::new(Bytes::from(form)))
             .map_err(|_| Error::bad_answer(step, "the token request is not a valid request"))?;
-        let answer = self.send(step, request).await?;
+        let answer = self.send(step, &self.authorization_server, request).await?;
         if answer.status != StatusCode::OK {
             return Err(upstream_refusal(step, &answer));
         }
@@ -323,19 +335,16 @@ impl Flow {
         request_id: &RequestId,
     ) -> Result<Vec<u8>, Error> {
         let step = Step::Resource;
-        let endpoint = match scope {
-            Scope::CurrentTime => &self.current_time_url,
-            Scope::EpochTime => &self.epoch_time_url,
-        };
-        let url = format!(
-            "{endpoint}?user={}",
+        let path = format!(
+            "{}?user={}",
+            scope.path(),
             form_urlencoded::byte_serialize(user.as_str().as_bytes()).collect::<String>()
         );
-        let request = request(Method::GET, &url, request_id)
+        let request = request(Method::GET, path, request_id)
             .header(header::AUTHORIZATION, format!("Bearer {}", token.secret()))
             .body(RequestBody::default())
             .map_err(|_| Error::bad_answer(step, "the access token is not a header value"))?;
-        let answer = self.send(step, request).await?;
+        let answer = self.send(step, &self.resource_server, request).await?;
         if answer.status != StatusCode::OK {
             return Err(upstream_refusal(step, &answer));
         }
@@ -376,9 +385,18 @@ fn url_error(what: &'static str, err: url::ParseError) -> SetupError {
     }
 }
 
-/// A request to `uri` carrying the user call's `X-Request-Id`.
-fn request(method: Method, uri: &str, request_id: &RequestId) -> http::request::Builder {
-    let builder = Request::builder().method(method).uri(uri);
+/// The authorization server's endpoints, at its origin (its URL has no path).
+const AUTHORIZE_PATH: &str = "/authorize";
+const TOKEN_PATH: &str = "/token";
+
+/// A request to `path_and_query` (on an upstream's [`Origin`]) carrying the user call's
+/// `X-Request-Id`.
+fn request(
+    method: Method,
+    path_and_query: String,
+    request_id: &RequestId,
+) -> http::request::Builder {
+    let builder = Request::builder().method(method).uri(path_and_query);
     match request_id.header_value() {
         Some(value) => builder.header(HEADER, value),
         None => builder,
@@ -392,35 +410,44 @@ struct TokenAnswer {
     token_type: String,
 }
 
-/// An authorization endpoint with the request's constant part (RFC 6749 §4.1.1, RFC 7636 §4.3)
-/// encoded once: `oauth2`'s builder parses and encodes all of it again on every call (≈ 12,000
-/// instructions, docs/performance.md).
+/// An authorization endpoint with the request's constant part for each scope (RFC 6749 §4.1.1,
+/// RFC 7636 §4.3, RFC 8707's `resource`) encoded once: `oauth2`'s builder parses and encodes all
+/// of it again on every call (≈ 12,000 instructions, docs/performance.md).
 struct AuthorizeEndpoint {
-    prefix: String,
-    /// Where the query starts in `prefix`.
+    current_time: String,
+    epoch_time: String,
+    /// Where the query starts in each prefix.
     query_start: usize,
 }
 
 impl AuthorizeEndpoint {
-    fn new(endpoint: &str, config: &Config) -> Result<Self, SetupError> {
-        Url::parse(endpoint).map_err(|err| url_error("authorization endpoint", err))?;
-        let prefix = format!("{endpoint}?");
-        let query_start = prefix.len();
-        let prefix = form_urlencoded::Serializer::for_suffix(prefix, query_start)
-            .append_pair("response_type", "code")
-            .append_pair("client_id", config.deployment.client_id.as_str())
-            .append_pair("redirect_uri", config.deployment.redirect_uri.as_str())
-            .append_pair("code_challenge_method", "S256")
-            .finish();
-        Ok(Self {
-            prefix,
+    /// `endpoint`: an absolute URL, or a path on the authorization server's origin.
+    fn new(endpoint: &str, config: &Config) -> Self {
+        let query_start = endpoint.len() + 1;
+        let prefix = |scope: Scope| {
+            form_urlencoded::Serializer::for_suffix(format!("{endpoint}?"), query_start)
+                .append_pair("response_type", "code")
+                .append_pair("client_id", config.deployment.client_id.as_str())
+                .append_pair("redirect_uri", config.deployment.redirect_uri.as_str())
+                .append_pair("code_challenge_method", "S256")
+                .append_pair("scope", scope.as_str())
+                .append_pair("resource", &config.deployment.resource_uri(scope))
+                .finish()
+        };
+        Self {
+            current_time: prefix(Scope::CurrentTime),
+            epoch_time: prefix(Scope::EpochTime),
             query_start,
-        })
+        }
     }
 
-    /// The endpoint's URL with the constant parameters and `pairs`.
-    fn url(&self, pairs: &[(&str, &str)]) -> String {
-        form_urlencoded::Serializer::for_suffix(self.prefix.clone(), self.query_start)
+    /// The endpoint's URL with the constant parameters of `scope` and `pairs`.
+    fn url(&self, scope: Scope, pairs: &[(&str, &str)]) -> String {
+        let prefix = match scope {
+            Scope::CurrentTime => &self.current_time,
+            Scope::EpochTime => &self.epoch_time,
+        };
+        form_urlencoded::Serializer::for_suffix(prefix.clone(), self.query_start)
             .extend_pairs(pairs)
             .finish()
     }
@@ -457,17 +484,21 @@ mod tests {
     #[test]
     fn the_authorization_url_keeps_its_constant_part_and_encodes_each_value() {
         let endpoint = AuthorizeEndpoint {
-            prefix: "https://as.example/authorize?response_type=code".to_owned(),
+            current_time: "https://as.example/authorize?scope=current_time".to_owned(),
+            epoch_time: "https://as.example/authorize?scope=epoch_time".to_owned(),
             query_start: "https://as.example/authorize?".len(),
         };
         assert_eq!(
-            endpoint.url(&[("state", "a&b=c"), ("resource", "https://rs/x y")]),
-            "https://as.example/authorize?response_type=code&state=a%26b%3Dc\
-             &resource=https%3A%2F%2Frs%2Fx+y"
+            endpoint.url(
+                Scope::EpochTime,
+                &[("state", "a&b=c"), ("login_hint", "https://rs/x y")]
+            ),
+            "https://as.example/authorize?scope=epoch_time&state=a%26b%3Dc\
+             &login_hint=https%3A%2F%2Frs%2Fx+y"
         );
         assert_eq!(
-            endpoint.url(&[]),
-            "https://as.example/authorize?response_type=code"
+            endpoint.url(Scope::CurrentTime, &[]),
+            "https://as.example/authorize?scope=current_time"
         );
     }
 }

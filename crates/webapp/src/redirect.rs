@@ -104,7 +104,7 @@ struct RedirectParams {
 impl RedirectParams {
     fn parse(query: &str) -> Result<Self, RedirectError> {
         let mut params = Self::default();
-        for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
+        for (name, value) in oauth::form::parse(query) {
             let (name, slot) = match name.as_ref() {
                 "state" => ("state", &mut params.state),
                 "iss" => ("iss", &mut params.iss),

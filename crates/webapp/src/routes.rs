@@ -123,7 +123,7 @@ async fn time_endpoint(
 /// The `user` of a time endpoint: the default when absent; when present, exactly once and a valid
 /// [`UserName`] (the empty string included is refused).
 pub(crate) fn user_from_query(query: Option<&str>, default: &UserName) -> Result<UserName, Error> {
-    let mut users = url::form_urlencoded::parse(query.unwrap_or("").as_bytes())
+    let mut users = oauth::form::parse(query.unwrap_or(""))
         .filter(|(name, _)| name == "user")
         .map(|(_, value)| value);
     let Some(raw) = users.next() else {
