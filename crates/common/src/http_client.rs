@@ -209,23 +209,19 @@ impl HttpClient {
             .headers_mut()
             .entry(header::HOST)
             .or_insert_with(|| origin.host.clone());
-        let Origin {
-            scheme, authority, ..
-        } = origin;
-
-        let (connection, response) = match self.idle(scheme, authority).await {
+        let (connection, response) = match self.idle(origin).await {
             Some(mut connection) => match connection.try_send_request(request).await {
                 Ok(response) => (connection, response),
                 // The connection closed before the request was written: once more on a new one.
                 Err(mut err) => match err.take_message() {
-                    Some(request) => Box::pin(self.send_on_new(scheme, authority, request)).await?,
+                    Some(request) => Box::pin(self.send_on_new(origin, request)).await?,
                     None => return Err(CallError::Failed(failure(err.error()))),
                 },
             },
             // Boxed: the connector's and the handshake's futures are large, and would otherwise
             // be part of every call's future, which the server's layers move (memcpy) again and
             // again.
-            None => Box::pin(self.send_on_new(scheme, authority, request)).await?,
+            None => Box::pin(self.send_on_new(origin, request)).await?,
         };
         let (parts, body) = response.into_parts();
         let body = Limited::new(body, self.max_answer)
@@ -241,7 +237,12 @@ impl HttpClient {
             .to_bytes();
         // Read to its end, so the connection can carry the next call (unless it is closing).
         if !connection.is_closed() {
-            self.pool.put(scheme, authority, connection, Instant::now());
+            self.pool.put(
+                &origin.scheme,
+                &origin.authority,
+                connection,
+                Instant::now(),
+            );
         }
         Ok(Answer {
             status: parts.status,
@@ -251,8 +252,11 @@ impl HttpClient {
     }
 
     /// An idle connection to this origin that is ready for a request, if the pool has one.
-    async fn idle(&self, scheme: &Scheme, authority: &Authority) -> Option<Connection> {
-        while let Some(mut connection) = self.pool.take(scheme, authority, Instant::now()) {
+    async fn idle(&self, origin: &Origin) -> Option<Connection> {
+        while let Some(mut connection) =
+            self.pool
+                .take(&origin.scheme, &origin.authority, Instant::now())
+        {
             if connection.ready().await.is_ok() {
                 return Some(connection);
             }
@@ -263,20 +267,19 @@ impl HttpClient {
     /// Opens a connection to this origin (TCP, then TLS for `https`) and sends `request` on it.
     async fn send_on_new(
         &self,
-        scheme: &Scheme,
-        authority: &Authority,
+        origin: &Origin,
         request: Request<RequestBody>,
     ) -> Result<(Connection, Response<Incoming>), CallError> {
-        let origin = Uri::builder()
-            .scheme(scheme.clone())
-            .authority(authority.clone())
+        let address = Uri::builder()
+            .scheme(origin.scheme.clone())
+            .authority(origin.authority.clone())
             .path_and_query("/")
             .build()
             .map_err(|err| CallError::Connect(err.to_string()))?;
         let io = self
             .connector
             .clone()
-            .oneshot(origin)
+            .oneshot(address)
             .await
             .map_err(|err| CallError::Connect(failure(&*err)))?;
         let (mut connection, driver) = hyper::client::conn::http1::handshake(io)

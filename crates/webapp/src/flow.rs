@@ -22,7 +22,7 @@ use common::config::origin_string;
 use common::http_client::{Answer, HttpClient, Origin, RequestBody};
 use common::request_id::{RequestId, HEADER};
 use common::Clock;
-use http::{header, HeaderValue, Method, Request, StatusCode};
+use http::{header, HeaderValue, Method, Request, StatusCode, Uri};
 use oauth::resource::{CurrentTime, EpochTime};
 use oauth::{Scope, UserName};
 use oauth2::{AccessToken, AuthorizationCode, CsrfToken, PkceCodeChallenge, PkceCodeVerifier};
@@ -294,7 +294,7 @@ impl Flow {
             .append_pair("code", code.secret())
             .append_pair("code_verifier", verifier.secret())
             .finish();
-        let request = request(Method::POST, TOKEN_PATH.to_owned(), request_id)
+        let request = request(Method::POST, Uri::from_static(TOKEN_PATH), request_id)
             .header(header::AUTHORIZATION, self.client_authorization.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
@@ -391,11 +391,11 @@ const TOKEN_PATH: &str = "/token";
 
 /// A request to `path_and_query` (on an upstream's [`Origin`]) carrying the user call's
 /// `X-Request-Id`.
-fn request(
-    method: Method,
-    path_and_query: String,
-    request_id: &RequestId,
-) -> http::request::Builder {
+fn request<T>(method: Method, path_and_query: T, request_id: &RequestId) -> http::request::Builder
+where
+    Uri: TryFrom<T>,
+    <Uri as TryFrom<T>>::Error: Into<http::Error>,
+{
     let builder = Request::builder().method(method).uri(path_and_query);
     match request_id.header_value() {
         Some(value) => builder.header(HEADER, value),
